@@ -1,0 +1,129 @@
+"""One configuration for every entry point (UI, batch, benchmarks), with the paper's defaults.
+
+Section numbers refer to the PartDistill paper (CVPR 2024), ``shared/docs/partdistill-paper.txt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+MODES = ("direct", "forward", "distill")
+ENCODERS = ("geometric", "edgeconv")
+RENDER_ENGINES = ("CYCLES", "BLENDER_WORKBENCH", "BLENDER_EEVEE_NEXT")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# (elevation, azimuth) in degrees of the 10 views PartSLIP renders, also used by PartDistill.
+PARTSLIP_VIEWS = (
+    (10.0, 0.0), (10.0, 90.0), (10.0, 180.0), (10.0, 270.0),
+    (40.0, 0.0), (40.0, 120.0), (40.0, 240.0),
+    (-20.0, 60.0), (-20.0, 180.0), (-20.0, 300.0),
+)  # fmt: skip
+
+# Prompt templates averaged by CLIP teachers; "{object}" falls back to "object" when unknown.
+PROMPT_TEMPLATES = (
+    "the {part} of a {object}.",
+    "a photo of the {part} of a {object}.",
+    "a rendering of the {part} of a {object}.",
+    "a {part} of a {object}.",
+)
+
+
+@dataclass
+class PartDistillConfig:
+    # --- views (paper Sec. 3.5: 10 views, as the methods it compares with) ---
+    num_views: int = 10
+    resolution: int = 224  # pixels, square views
+    render_engine: str = "CYCLES"
+    render_samples: int = 16  # Cycles samples of the RGB view; the polygon map always uses 1
+    camera_fov_deg: float = 35.0
+    camera_margin: float = 1.05  # bounding sphere radius multiplier when framing the object
+    view_angles: tuple = PARTSLIP_VIEWS  # used as is when num_views == len(view_angles)
+
+    # --- points (Sec. 3.5: 2048 points sampled uniformly on the surface) ---
+    num_points: int = 2048
+
+    # --- teacher ---
+    teacher: str = "clip"  # "clip", "owlv2", "grounding-dino", "simulated" or "package.module:factory"
+    model: str = "openai/clip-vit-base-patch16"
+    prompt_templates: tuple = PROMPT_TEMPLATES
+    clip_dense_mode: str = "value"  # "value": value path of the last block; "standard": patch tokens
+    clip_logit_scale: float = 100.0
+    clip_smoothing: int = 3  # box filter width on the patch grid, in patches; 1 disables it
+    box_score_threshold: float = 0.2
+    max_boxes_per_part: int = 3
+    half_precision: str = "auto"  # "auto": fp16 on CUDA only; "on"; "off"
+    allow_downloads: bool = False
+    cache_dir: str = ""  # "" = the Hugging Face default cache
+
+    # --- knowledge extraction (Sec. 3.2, Eq. 1-2) ---
+    min_component_pixels: int = 8  # smaller connected components are teacher noise, not knowledge
+
+    # --- student (Sec. 3.2, 3.4, 3.5) ---
+    mode: str = "distill"  # "direct" (no student), "forward", "distill" (forward + backward)
+    encoder: str = "geometric"  # fixed per-shape features (TTA) or a learnable EdgeConv encoder
+    knn: int = 16
+    feature_scales: tuple = (16, 32, 64)  # neighbourhood sizes of the geometric descriptors
+    spectral_dims: int = 16  # Laplacian eigenvectors of the point graph used as features
+    head_hidden: int = 256
+    head_layers: int = 4  # Sec. 3.5: a 4-layer MLP distillation head
+    epochs: int = 25  # Sec. 3.5
+    steps_per_epoch: int = 10  # full-batch steps per epoch for one shape
+    learning_rate: float = 1e-3  # Sec. 3.5 (the official code uses up to 3e-3)
+    weight_decay: float = 0.0
+    collection_batch_size: int = 16  # shapes per step in pre-alignment (Sec. 3.5)
+
+    # --- class balance (official code: log10(w)/log10(4) + 1, clipped to [1, 4]) ---
+    class_weight_base: float = 4.0
+    class_weight_max: float = 4.0
+
+    # --- backward distillation (Sec. 3.3, Eq. 4) ---
+    tau: float = 0.01
+    backward_min_epochs: int = 5
+    loss_average_window: int = 3  # epochs in the moving average of the epoch loss
+
+    # --- run ---
+    collection: bool = False  # one student over all objects (pre-alignment) instead of one each
+    device: str = "auto"
+    seed: int = 0
+    low_confidence: float = 0.5  # faces below this are "low confidence" in the UI
+
+    def validate(self) -> None:
+        """Raise ValueError with a message a user can act on."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {self.encoder!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if self.render_engine not in RENDER_ENGINES:
+            raise ValueError(
+                f"render engine must be one of {', '.join(RENDER_ENGINES)}, not {self.render_engine!r}"
+            )
+        for name in ("num_views", "resolution", "num_points", "epochs", "steps_per_epoch", "knn"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.resolution < 32:
+            raise ValueError(f"resolution must be at least 32 pixels, not {self.resolution}")
+        if self.num_points < 64:
+            raise ValueError(f"num_points must be at least 64, not {self.num_points}")
+
+    def replace(self, **changes) -> PartDistillConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def parse_part_names(text: str) -> list[str]:
+    """ "back, seat,leg ,, arm" -> ["back", "seat", "leg", "arm"]; raises on duplicates or none."""
+    names = [p.strip() for p in text.replace("\n", ",").split(",")]
+    names = [n for n in names if n]
+    if not names:
+        raise ValueError("no part names given: type them separated by commas, e.g. 'back, seat, leg'")
+    seen = set()
+    for n in names:
+        if n.lower() in seen:
+            raise ValueError(f"part name {n!r} is given twice")
+        seen.add(n.lower())
+    return names
+
+
+__all__ = ["PartDistillConfig", "parse_part_names", "MODES", "ENCODERS", "field"]

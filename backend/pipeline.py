@@ -1,0 +1,184 @@
+"""From views and geometry to a part label on every polygon: the whole compute half in one call.
+
+    segment(geometry, views, teacher, parts, config)            one object (test-time alignment)
+    segment_collection(objects, teacher, parts, config)         one student over several objects
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import PartDistillConfig
+from .contracts import (
+    MeshGeometry,
+    ObjectInfo,
+    ProgressFn,
+    Segmentation,
+    View,
+)
+from .device import resolve_device
+from .distill import StudentData, train_student
+from .features import compute_point_features
+from .knowledge import extract_knowledge_units
+from .labels import direct_vote, label_polygons
+from .sampling import polygon_centroids, sample_surface_points
+
+
+@dataclass
+class ObjectInput:
+    """One object to segment: its geometry, its views and what the teacher may know of it."""
+
+    geometry: MeshGeometry
+    views: list[View]
+    info: ObjectInfo
+
+
+def _no_progress(stage: str, fraction: float) -> None:
+    pass
+
+
+def run_teacher(teacher, views: list[View], info: ObjectInfo) -> list:
+    """Bind the teacher to the object (when it wants to know it) and predict every view."""
+    if hasattr(teacher, "bind"):
+        teacher.bind(info)
+    predictions = teacher.predict(views)
+    if len(predictions) != len(views):
+        raise RuntimeError(
+            f"the teacher returned {len(predictions)} predictions for {len(views)} views"
+        )
+    return predictions
+
+
+def segment(
+    geometry: MeshGeometry,
+    views: list[View],
+    teacher,
+    parts: list[str],
+    config: PartDistillConfig,
+    info: ObjectInfo | None = None,
+    progress: ProgressFn | None = None,
+) -> Segmentation:
+    """Segment one object. Returns labels for all ``geometry.num_polygons`` polygons."""
+    obj = ObjectInput(geometry, views, info or ObjectInfo())
+    return _segment_each([obj], teacher, parts, config, progress)[0]
+
+
+def segment_collection(
+    objects: list[ObjectInput],
+    teacher,
+    parts: list[str],
+    config: PartDistillConfig,
+    progress: ProgressFn | None = None,
+) -> list[Segmentation]:
+    """Segment several objects that share the part names.
+
+    With ``config.collection`` one student is aligned over all of them (pre-alignment, paper
+    Sec. 3.4); otherwise each gets its own (test-time alignment).
+    """
+    if not config.collection or config.mode == "direct" or len(objects) == 1:
+        return _segment_each(objects, teacher, parts, config, progress)
+    return _segment_jointly(objects, teacher, parts, config, progress)
+
+
+def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng) -> tuple[StudentData, dict]:
+    """Teacher, knowledge units, points and features of one object."""
+    timings = {}
+    obj.geometry.validate()
+    t = time.perf_counter()
+    progress("teacher", 0.0)
+    predictions = run_teacher(teacher, obj.views, obj.info)
+    timings["teacher"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    progress("knowledge", 0.0)
+    points, normals, point_polygons = sample_surface_points(obj.geometry, config.num_points, rng)
+    units = extract_knowledge_units(
+        predictions, obj.views, teacher.kind, points, point_polygons, len(parts), config
+    )
+    timings["knowledge"] = time.perf_counter() - t
+
+    centroids, polygon_normals, present = polygon_centroids(obj.geometry)
+    data = StudentData(
+        points=points,
+        normals=normals,
+        units=units,
+        query_points=centroids,
+        query_normals=polygon_normals,
+        query_present=present,
+    )
+    if config.mode != "direct":
+        t = time.perf_counter()
+        progress("features", 0.0)
+        data.point_features, data.query_features = compute_point_features(
+            points, normals, centroids, polygon_normals, config
+        )
+        timings["features"] = time.perf_counter() - t
+    return data, {"timings": timings, "predictions": predictions}
+
+
+def _finish(obj, data, parts, config, probs, query_probs, scores, extra) -> Segmentation:
+    timings = extra["timings"]
+    t = time.perf_counter()
+    if config.mode == "direct":
+        labels, confidence = direct_vote(data.units, obj.geometry.num_polygons, len(parts))
+    else:
+        labels, confidence = label_polygons(query_probs, data.query_present)
+    timings["labels"] = time.perf_counter() - t
+    return Segmentation(
+        parts=list(parts),
+        face_labels=labels,
+        face_confidence=confidence,
+        unit_scores_before=scores[0] if scores else None,
+        unit_scores_after=scores[1] if scores else None,
+        teacher_predictions=extra["predictions"],
+        timings=timings,
+        info=extra.get("info", {}),
+    )
+
+
+def _segment_each(objects, teacher, parts, config, progress) -> list[Segmentation]:
+    config.validate()
+    progress = progress or _no_progress
+    device = resolve_device(config.device)
+    results = []
+    for obj in objects:
+        rng = np.random.default_rng(config.seed)
+        data, extra = _prepare(obj, teacher, parts, config, progress, rng)
+        scores = None
+        query_probs = None
+        if config.mode != "direct":
+            t = time.perf_counter()
+            progress("student", 0.0)
+            trained = train_student([data], len(parts), config, device, progress)
+            extra["timings"]["student"] = time.perf_counter() - t
+            query_probs = trained.query_probs[0]
+            scores = (trained.scores_before[0], trained.scores_after[0])
+            extra["info"] = trained.info
+        results.append(_finish(obj, data, parts, config, None, query_probs, scores, extra))
+        progress("labels", 1.0)
+    return results
+
+
+def _segment_jointly(objects, teacher, parts, config, progress) -> list[Segmentation]:
+    config.validate()
+    progress = progress or _no_progress
+    device = resolve_device(config.device)
+    rng = np.random.default_rng(config.seed)
+    prepared = [_prepare(obj, teacher, parts, config, progress, rng) for obj in objects]
+    t = time.perf_counter()
+    progress("student", 0.0)
+    trained = train_student([d for d, _ in prepared], len(parts), config, device, progress)
+    seconds = (time.perf_counter() - t) / len(objects)
+    results = []
+    for i, (obj, (data, extra)) in enumerate(zip(objects, prepared)):
+        extra["timings"]["student"] = seconds
+        extra["info"] = trained.info
+        scores = (trained.scores_before[i], trained.scores_after[i])
+        results.append(
+            _finish(obj, data, parts, config, None, trained.query_probs[i], scores, extra)
+        )
+    progress("labels", 1.0)
+    return results

@@ -1,0 +1,53 @@
+"""2D teachers and how a teacher is chosen by name.
+
+Built-in names: "clip" (pixel-wise CLIP through transformers, the default), "owlv2" and
+"grounding-dino" (box-wise), "simulated" (built from ground truth, for tests and benchmarks).
+Anything else of the form "package.module:factory" is imported and called as
+``factory(part_names, **options)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..contracts import TeacherUnavailable
+
+BUILTIN_TEACHERS = {
+    "clip": "clip:clip_teacher",
+    "owlv2": "boxes:owlv2_teacher",
+    "grounding-dino": "boxes:grounding_dino_teacher",
+    "simulated": "simulated:simulated_teacher",
+}
+
+
+def resolve_factory(spec: str):
+    """Return the factory callable named by ``spec`` (a built-in name or "module:function")."""
+    if spec in BUILTIN_TEACHERS:
+        module_name, _, attr = BUILTIN_TEACHERS[spec].partition(":")
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        return getattr(module, attr)
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise TeacherUnavailable(
+            f"unknown teacher {spec!r}: use one of {', '.join(BUILTIN_TEACHERS)} "
+            "or 'package.module:factory'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TeacherUnavailable(f"cannot import teacher module {module_name!r}: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise TeacherUnavailable(f"module {module_name!r} has no callable {attr!r}")
+    return factory
+
+
+def build_teacher(spec: str, part_names: list[str], **options):
+    """Build a teacher and check it honours the protocol (``kind`` and ``predict``)."""
+    teacher = resolve_factory(spec)(list(part_names), **options)
+    kind = getattr(teacher, "kind", None)
+    if kind not in ("pixel", "box") or not callable(getattr(teacher, "predict", None)):
+        raise TeacherUnavailable(
+            f"teacher {spec!r} must have kind 'pixel' or 'box' and a predict(views) method"
+        )
+    return teacher
