@@ -6,7 +6,7 @@ Section numbers refer to the PartDistill paper (CVPR 2024), ``shared/docs/partdi
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MODES = ("direct", "forward", "distill")
 ENCODERS = ("geometric", "edgeconv")
@@ -44,10 +44,14 @@ class PartDistillConfig:
     num_points: int = 2048
 
     # --- teacher ---
-    teacher: str = "clip"  # "clip", "owlv2", "grounding-dino", "simulated" or "package.module:factory"
+    teacher: str = (
+        "clip"  # "clip", "owlv2", "grounding-dino", "simulated" or "package.module:factory"
+    )
     model: str = "openai/clip-vit-base-patch16"
     prompt_templates: tuple = PROMPT_TEMPLATES
-    clip_dense_mode: str = "value"  # "value": value path of the last block; "standard": patch tokens
+    clip_dense_mode: str = (
+        "value"  # "value": value path of the last block; "standard": patch tokens
+    )
     clip_logit_scale: float = 100.0
     clip_smoothing: int = 3  # box filter width on the patch grid, in patches; 1 disables it
     box_score_threshold: float = 0.2
@@ -98,7 +102,8 @@ class PartDistillConfig:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
         if self.render_engine not in RENDER_ENGINES:
             raise ValueError(
-                f"render engine must be one of {', '.join(RENDER_ENGINES)}, not {self.render_engine!r}"
+                f"render engine must be one of {', '.join(RENDER_ENGINES)}, "
+                f"not {self.render_engine!r}"
             )
         for name in ("num_views", "resolution", "num_points", "epochs", "steps_per_epoch", "knn"):
             if getattr(self, name) < 1:
@@ -117,13 +122,12 @@ def parse_part_names(text: str) -> list[str]:
     names = [p.strip() for p in text.replace("\n", ",").split(",")]
     names = [n for n in names if n]
     if not names:
-        raise ValueError("no part names given: type them separated by commas, e.g. 'back, seat, leg'")
+        raise ValueError(
+            "no part names given: type them separated by commas, e.g. 'back, seat, leg'"
+        )
     seen = set()
     for n in names:
         if n.lower() in seen:
             raise ValueError(f"part name {n!r} is given twice")
         seen.add(n.lower())
     return names
-
-
-__all__ = ["PartDistillConfig", "parse_part_names", "MODES", "ENCODERS", "field"]

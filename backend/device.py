@@ -6,7 +6,7 @@ import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" picks CUDA, then MPS, then CPU; an explicit device that is absent is an error."""
+    """ "auto" picks CUDA, then MPS, then CPU; an explicit device that is absent is an error."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -1,7 +1,7 @@
 """From views and geometry to a part label on every polygon: the whole compute half in one call.
 
-    segment(geometry, views, teacher, parts, config)            one object (test-time alignment)
-    segment_collection(objects, teacher, parts, config)         one student over several objects
+segment(geometry, views, teacher, parts, config)            one object (test-time alignment)
+segment_collection(objects, teacher, parts, config)         one student over several objects
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def _segment_jointly(objects, teacher, parts, config, progress) -> list[Segmenta
     trained = train_student([d for d, _ in prepared], len(parts), config, device, progress)
     seconds = (time.perf_counter() - t) / len(objects)
     results = []
-    for i, (obj, (data, extra)) in enumerate(zip(objects, prepared)):
+    for i, (obj, (data, extra)) in enumerate(zip(objects, prepared, strict=True)):
         extra["timings"]["student"] = seconds
         extra["info"] = trained.info
         scores = (trained.scores_before[i], trained.scores_after[i])
