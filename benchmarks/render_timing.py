@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/render_timing.py [MESH.off] [--views 10] [--resolution 224]
        [--engine CYCLES] [--samples 16]
-Prints seconds for the scene set-up, all RGB renders and all polygon maps.
+Prints wall seconds for the scene set-up, all RGB renders and all polygon maps, and the
+process CPU seconds (a check on whether other load on the machine slowed the run).
 """
 
 import argparse
@@ -46,7 +47,7 @@ def main() -> None:
         render_engine=args.engine,
         render_samples=args.samples,
     )
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with render.ViewRenderer(obj, config) as renderer:
         setup = time.perf_counter() - start
         rgb_seconds = map_seconds = 0.0
@@ -59,10 +60,12 @@ def main() -> None:
             rgb_seconds += middle - begin
         triangles = len(renderer.geometry.triangles)
     total = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     print(
         f"{pathlib.Path(args.mesh).name}: {triangles} triangles, {args.views} views at "
         f"{args.resolution} px, {args.engine} {args.samples} spp | set-up {setup:.2f} s, "
-        f"RGB {rgb_seconds:.2f} s, polygon maps {map_seconds:.2f} s, total {total:.2f} s"
+        f"RGB {rgb_seconds:.2f} s, polygon maps {map_seconds:.2f} s, total {total:.2f} s "
+        f"(process CPU {cpu:.2f} s: other load on the machine inflates the wall times)"
     )
 
 
