@@ -101,20 +101,15 @@ def _face_attribute(mesh, name: str, data_type: str):
 
 
 def _polygon_of_loops(mesh) -> tuple[np.ndarray, np.ndarray]:
-    """(L,) vertex index and (L,) polygon index of every loop."""
+    """(L,) vertex index and (L,) polygon index of every loop.
+
+    A polygon's loops are contiguous and polygons list them in order (Blender's face offsets).
+    """
     loop_vertices = np.empty(len(mesh.loops), dtype=np.int32)
     mesh.loops.foreach_get("vertex_index", loop_vertices)
     totals = np.empty(len(mesh.polygons), dtype=np.int32)
     mesh.polygons.foreach_get("loop_total", totals)
-    starts = np.empty(len(mesh.polygons), dtype=np.int32)
-    mesh.polygons.foreach_get("loop_start", starts)
-    loop_polygons = np.empty(len(mesh.loops), dtype=np.int32)
-    # Loops of polygon p are starts[p] .. starts[p] + totals[p] - 1.
-    loop_polygons[:] = -1
-    order = np.repeat(np.arange(len(totals)), totals)
-    offsets = np.arange(len(order)) - np.repeat(np.cumsum(totals) - totals, totals)
-    loop_polygons[np.repeat(starts, totals) + offsets] = order
-    return loop_vertices, loop_polygons
+    return loop_vertices, np.repeat(np.arange(len(totals), dtype=np.int32), totals)
 
 
 def write_segmentation(obj, parts, face_labels, face_confidence) -> None:
