@@ -127,6 +127,9 @@ def write_segmentation(obj, parts, face_labels, face_confidence) -> None:
     previous = np.empty(count, dtype=np.int32)
     mesh.polygons.foreach_get("material_index", previous)
     previous_slot_count = len(mesh.materials)
+    # Blender stores no material_index attribute while every index is 0; setting indices
+    # creates it, so clearing must remove it again for the mesh to be exactly as before.
+    had_material_index = "material_index" in mesh.attributes
     previous_active_group = obj.vertex_groups.active_index
 
     colors = part_colors(len(parts))
@@ -159,6 +162,7 @@ def write_segmentation(obj, parts, face_labels, face_confidence) -> None:
             "first_slot": previous_slot_count,
             "previous_slot_count": previous_slot_count,
             "previous_active_group": previous_active_group,
+            "had_material_index": had_material_index,
         }
     )
     mesh.update()
@@ -228,6 +232,9 @@ def clear_segmentation(obj) -> bool:
             removed.append(mesh.materials.pop(index=slot))
     if previous is not None:
         mesh.polygons.foreach_set("material_index", previous)
+        stored = mesh.attributes.get("material_index")
+        if not info.get("had_material_index", True) and stored is not None and not previous.any():
+            mesh.attributes.remove(stored)
 
     for name in info["groups"]:
         group = obj.vertex_groups.get(name)
