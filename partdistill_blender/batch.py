@@ -20,15 +20,10 @@ import time
 
 if __package__ in (None, ""):
     # Run as a script: load the repository as the package "partdistill" and run from there.
-    import importlib.util
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    import load_repo
 
-    _ROOT = pathlib.Path(__file__).resolve().parents[1]
-    _spec = importlib.util.spec_from_file_location(
-        "partdistill", _ROOT / "__init__.py", submodule_search_locations=[str(_ROOT)]
-    )
-    _package = importlib.util.module_from_spec(_spec)
-    sys.modules["partdistill"] = _package
-    _spec.loader.exec_module(_package)
+    load_repo.load()
     from partdistill.partdistill_blender.batch import main as _main
 
     if __name__ == "__main__":
@@ -96,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--labels-out", metavar="FILE.json", help="labels of every polygon, as JSON")
     o.add_argument("--output", metavar="FILE.blend|DIR",
-                   help="the labelled scene as one .blend, or a .blend per object in DIR")  # fmt: skip
+                   help="the scene as one .blend, or a .blend per object in DIR")  # fmt: skip
     o.add_argument("--preview", metavar="FILE.png|DIR", help="a picture of each coloured result")
     return p
 
