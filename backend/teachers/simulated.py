@@ -1,9 +1,10 @@
 """A teacher built from ground truth that errs the way vision-language models do.
 
 For tests and benchmarks, where no real VLM weights exist. Starting from the true part of every
-pixel it: misses parts (in random views, and wherever a part is only partly visible), confuses
-one part for another in some views, sees the image only on a coarse patch grid (as CLIP's
-14 x 14 tokens), blurs boundaries, and reports noisy, view-dependent confidences.
+pixel it: misses parts (in random views, and wherever a part is only partly visible: the
+region goes to the neighbouring parts), takes local regions of one part for another, sees
+the image only on a coarse patch grid (as CLIP's 14 x 14 tokens), blurs boundaries, and
+reports noisy, view-dependent confidences.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from ..contracts import ObjectInfo, View
 class TeacherNoise:
     grid: int = 14  # patch grid of the simulated ViT
     blur: float = 0.6  # Gaussian blur of the patch logits, in patches
-    miss_probability: float = 0.15  # a visible part is missed in a view
-    miss_partial_below: float = (
-        0.0  # a part showing less than this share of its best view is missed
-    )
-    confuse_probability: float = 0.25  # per view, one part is taken for another
+    miss_probability: float = 0.1  # a visible part is missed in a view
+    miss_partial_below: float = 0.3  # missed where it shows less than this share of its best view
+    confusions_per_view: float = 1.5  # mean number of regions taken for another part, per view
+    confusion_radius: float = 0.2  # their radius, as a share of the object's extent in the view
     logit_noise: float = 1.0  # std of Gaussian noise on the patch logits
     sharpness: float = 3.0  # logit scale of the clean patch fractions
     temperature_range: tuple = (0.6, 1.6)  # per-view temperature: noisy, view-dependent confidence
@@ -87,10 +87,19 @@ class SimulatedTeacher:
         for k in missed:
             parts = _absorb_into_neighbours(parts, k)
         present = [k for k in present if k not in missed]
-        if len(self.part_names) > 1 and present and rng.random() < noise.confuse_probability:
-            source = present[rng.integers(len(present))]
+        if len(self.part_names) < 2 or not present:
+            return parts
+        # Confusions are local, as CLIP's are: a disc of one part is taken for another part.
+        rows, cols = np.nonzero(parts >= 0)
+        extent = max(np.ptp(rows), np.ptp(cols), 1)
+        yy, xx = np.mgrid[0 : parts.shape[0], 0 : parts.shape[1]]
+        for _ in range(rng.poisson(noise.confusions_per_view)):
+            centre = rng.integers(len(rows))
+            source = parts[rows[centre], cols[centre]]
             others = [k for k in range(len(self.part_names)) if k != source]
-            parts = np.where(parts == source, others[rng.integers(len(others))], parts)
+            radius = noise.confusion_radius * extent * rng.uniform(0.5, 1.5)
+            disc = (yy - rows[centre]) ** 2 + (xx - cols[centre]) ** 2 <= radius**2
+            parts = np.where(disc & (parts == source), others[rng.integers(len(others))], parts)
         return parts
 
     def _pixel_probs(self, parts, on_object, rng) -> np.ndarray:
