@@ -150,3 +150,62 @@ def make_view(seed: int, height: int = 48, width: int = 40) -> View:
     face_ids = np.where(inside <= 1.0, (rows * width + cols) % 97, -1).astype(np.int32)
     K = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
     return View(image=image, face_ids=face_ids, K=K, world_to_camera=np.eye(4))
+
+
+def save_tiny_owlv2(directory: Path, seed: int = 0) -> Path:
+    """A 2-layer OWLv2 (64 px, a 4 x 4 grid of box proposals) with the CLIP tokenizer."""
+    import torch
+    from transformers import Owlv2Config, Owlv2ForObjectDetection
+
+    torch.manual_seed(seed)
+    text = tiny_text_config(max_position_embeddings=16, **_special_tokens(directory))
+    # The class head compares patches with text embeddings in the text width, as OWLv2 base
+    # (projection 512 = text width 512) does.
+    config = Owlv2Config(text_config=text, vision_config=tiny_vision_config(), projection_dim=32)
+    Owlv2ForObjectDetection(config).eval().save_pretrained(directory)
+    save_preprocessor(directory, (0.48, 0.45, 0.40), (0.27, 0.26, 0.28), 64)
+    return Path(directory)
+
+
+def write_word_tokenizer(directory: Path, words: list[str]) -> None:
+    """A BERT word-piece tokenizer knowing ``words`` (Grounding DINO's text side is BERT)."""
+    from transformers import BertTokenizer
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."]
+    (directory / "vocab.txt").write_text("\n".join(specials + sorted(set(words))) + "\n")
+    BertTokenizer.from_pretrained(directory, local_files_only=True).save_pretrained(directory)
+
+
+def save_tiny_grounding_dino(directory: Path, words: list[str], seed: int = 0) -> Path:
+    """A tiny Grounding DINO (Swin backbone 2 stages, 1-layer BERT, 12 queries)."""
+    import torch
+    from transformers import (
+        BertConfig,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        SwinConfig,
+    )
+
+    torch.manual_seed(seed)
+    write_word_tokenizer(directory, words)
+    backbone = SwinConfig(
+        image_size=64, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[1, 1],
+        window_size=4, out_features=["stage1", "stage2"],
+    )  # fmt: skip
+    text = BertConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64,
+    )  # fmt: skip
+    config = GroundingDinoConfig(
+        backbone_config=backbone, text_config=text, d_model=32, num_queries=12,
+        encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+        encoder_attention_heads=2, decoder_attention_heads=2, num_feature_levels=2,
+        encoder_n_points=2, decoder_n_points=2, max_text_len=32,
+    )  # fmt: skip
+    GroundingDinoForObjectDetection(config).eval().save_pretrained(directory)
+    (Path(directory) / "preprocessor_config.json").write_text(
+        json.dumps({"size": {"shortest_edge": 64, "longest_edge": 96}})
+    )
+    return Path(directory)
