@@ -166,6 +166,7 @@ def _load(name, config, device, half) -> OpenClipDenseEncoder:
         precision="fp16" if half else "fp32",
         device=device,
         cache_dir=str(hub_cache_dir(config)),
+        require_pretrained=True,  # never a randomly initialised teacher by mistake
     ).eval()
     tokenizer = open_clip.get_tokenizer(arch)
     preprocess = open_clip.get_model_preprocess_cfg(model)
