@@ -57,6 +57,8 @@ class PartDistillConfig:
     clip_smoothing: int = 3  # box filter width on the patch grid, in patches; 1 disables it
     box_score_threshold: float = 0.2
     max_boxes_per_part: int = 3
+    box_nms_iou: float = 0.5  # boxes of one part overlapping more than this are one detection
+    teacher_batch_views: int = 32  # views per forward pass of the teacher (an object's 10 in one)
     half_precision: str = "auto"  # "auto": fp16 on CUDA only; "on"; "off"
     allow_downloads: bool = False
     cache_dir: str = ""  # "" = the Hugging Face default cache

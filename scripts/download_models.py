@@ -1,0 +1,99 @@
+"""Fetch teacher models on a machine that is online, for machines that are not.
+
+    python scripts/download_models.py                      # the default model of every teacher
+    python scripts/download_models.py openai/clip-vit-base-patch16 --cache-dir /shared/hf
+    python scripts/download_models.py google/owlv2-base-patch16-ensemble --local-dir ./owlv2
+
+With --cache-dir (or the default Hugging Face cache) the files land in the hub cache layout:
+copy that folder to the offline machine and point PartDistill at it (``cache_dir`` in the
+configuration, or HF_HOME). With --local-dir each model becomes a plain folder that
+``--model DIR`` loads. Only the files transformers needs are fetched (safetensors weights when
+the repository has them). "open_clip:ARCH/TAG" names fetch open_clip's weights into the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_FILES = ["*.json", "*.txt", "*.model", "*.tiktoken"]  # configs, vocabularies, merges
+
+
+def _repo_package():
+    """The repository as the package ``partdistill`` (for DEFAULT_MODELS), as tests load it."""
+    if "partdistill" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "partdistill", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["partdistill"] = module
+        spec.loader.exec_module(module)
+    from partdistill.backend.teachers import models
+
+    return models
+
+
+def fetch(repo_id: str, cache_dir: str | None, local_dir: str | None) -> str:
+    """Download one hub model's config, tokenizer and weights; returns where they are."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    files = HfApi().list_repo_files(repo_id)
+    weights = ["*.safetensors"] if any(f.endswith(".safetensors") for f in files) else ["*.bin"]
+    target = None
+    if local_dir:
+        target = str(Path(local_dir) / repo_id.replace("/", "--"))
+    return snapshot_download(
+        repo_id,
+        cache_dir=cache_dir,
+        local_dir=target,
+        allow_patterns=CONFIG_FILES + weights,
+    )
+
+
+def fetch_open_clip(name: str, cache_dir: str | None) -> str:
+    models = _repo_package()
+    from partdistill.backend.teachers.open_clip_loader import (
+        import_open_clip,
+        parse_open_clip_name,
+    )
+
+    arch, tag = parse_open_clip_name(name)
+    open_clip = import_open_clip(name)
+    open_clip.create_model(arch, pretrained=tag, cache_dir=cache_dir)
+    return str(cache_dir or models.hub_cache_dir(models.PartDistillConfig()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    models = _repo_package()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "models",
+        nargs="*",
+        help="hub ids or open_clip:ARCH/TAG (default: "
+        + ", ".join(models.DEFAULT_MODELS.values())
+        + ")",
+    )
+    parser.add_argument("--cache-dir", default=None, help="Hugging Face cache to fill")
+    parser.add_argument("--local-dir", default=None, help="write each model to DIR/<org>--<name>")
+    args = parser.parse_args(argv)
+    names = args.models or list(models.DEFAULT_MODELS.values())
+    failed = 0
+    for name in names:
+        try:
+            if name.startswith(models.OPEN_CLIP_PREFIX):
+                where = fetch_open_clip(name, args.cache_dir)
+            else:
+                where = fetch(name, args.cache_dir, args.local_dir)
+        except Exception as exc:  # report every model, then fail
+            print(f"FAILED {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{name}: {where}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
