@@ -89,7 +89,7 @@ class SegmentJob:
         self._infos = [self._object_info(obj) for obj in objects]
         self._renderer_steps = self._render(objects)
         self._worker: threading.Thread | None = None
-        self._rendering_over = False
+        self._state = "render"  # then "compute", then "done"
 
     # --- progress, shared between threads ---
     def cancel(self) -> None:
@@ -138,28 +138,32 @@ class SegmentJob:
                     yield
                 self.inputs.append(ObjectInput(renderer.geometry, views, info))
 
-    def step(self) -> bool:
-        """Main thread: render the next view, or start / poll the worker. True when finished
-        (successfully, cancelled or failed: see ``results``, ``cancelled``, ``error``)."""
-        if self._rendering_over and self._worker is None:
-            return True  # stopped while rendering
-        if self._worker is None:
+    def step(self, threaded: bool = True) -> bool:
+        """Main thread: render the next view, or start / poll the compute stage. True when the
+        run is over (successfully, cancelled or failed: see ``results``, ``cancelled``,
+        ``error``). With ``threaded`` False the compute stage runs here, in this call."""
+        if self._state == "render":
             if self._cancel.is_set():
                 return self._stop(SegmentationCancelled())
             try:
                 next(self._renderer_steps)
                 return False
             except StopIteration:
-                self._rendering_over = True
-                self._start_worker()
-                return False
+                self._state = "compute"
             except Exception as exc:  # any failure ends the run and is reported
                 return self._stop(exc)
-        return not self._worker.is_alive()
-
-    def _start_worker(self) -> None:
-        self._worker = threading.Thread(target=self._compute, name="PartDistill", daemon=True)
-        self._worker.start()
+            if threaded:
+                self._worker = threading.Thread(target=self._compute, name="PartDistill")
+                self._worker.daemon = True
+                self._worker.start()
+            else:
+                self._compute()
+            return False
+        if self._state == "compute":
+            if self._worker is not None and self._worker.is_alive():
+                return False
+            self._state = "done"
+        return True
 
     def _compute(self) -> None:
         from .compute import segment_objects
@@ -177,8 +181,8 @@ class SegmentJob:
             self.error = exc
 
     def _stop(self, exc: BaseException) -> bool:
-        self._rendering_over = True
-        self._renderer_steps.close()  # restores the scene if a renderer was open
+        self._state = "done"
+        self._renderer_steps.close()  # removes the renderer's scenes if one was open
         if isinstance(exc, SegmentationCancelled):
             self.cancelled = True
         else:
@@ -186,19 +190,22 @@ class SegmentJob:
         return True
 
     def abort(self) -> None:
-        """Cancel and wait until nothing runs any more (used when Blender quits or on ESC)."""
+        """Cancel and wait until nothing runs any more (add-on disabled, file closed)."""
         self.cancel()
-        if self._worker is None:
-            if not self._rendering_over:
-                self._stop(SegmentationCancelled())
-        else:
+        if self._state == "render":
+            self._stop(SegmentationCancelled())
+        elif self._worker is not None:
             self._worker.join()
+        self._state = "done"
 
     def run_to_end(self) -> None:
-        """Run every stage in this thread (no window, no timer: background mode, tests)."""
-        while not self.step():
-            if self._worker is not None:
-                self._worker.join()
+        """Run every stage in this thread: no window, no timer (background mode, scripts).
+
+        No worker thread here on purpose: besides having nothing to keep responsive, a thread
+        started inside an operator makes the bpy 4.5 module hang at process exit.
+        """
+        while not self.step(threaded=False):
+            pass
 
     # --- write back ---
     def write_results(self, objects_by_name) -> list[str]:
