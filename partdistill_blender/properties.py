@@ -7,6 +7,7 @@ so the UI, the batch entry point and the benchmarks start from the same numbers.
 from __future__ import annotations
 
 import dataclasses
+import struct
 
 import bpy
 from bpy.props import (
@@ -180,13 +181,21 @@ def part_names(settings) -> list[str]:
     return parse_part_names(",".join(p.name for p in settings.parts))
 
 
+def _config_value(name: str, value):
+    """Blender stores floats in 32 bits: an unchanged setting gives back the exact default."""
+    default = DEFAULTS[name]
+    if isinstance(default, float) and struct.unpack("f", struct.pack("f", default))[0] == value:
+        return default
+    return value
+
+
 def config_from_settings(settings, prefs=None) -> PartDistillConfig:
     """The config of a run: the panel's settings over the add-on preferences over the defaults.
 
     ``prefs`` is the add-on preferences (None when the add-on is not enabled as such, e.g. in
     tests that load the package directly): then model, device and cache use the defaults.
     """
-    changes = {name: getattr(settings, name) for name in MIRRORED_FIELDS}
+    changes = {name: _config_value(name, getattr(settings, name)) for name in MIRRORED_FIELDS}
     changes["teacher"] = (
         settings.custom_teacher.strip() if settings.teacher == CUSTOM_TEACHER else settings.teacher
     )

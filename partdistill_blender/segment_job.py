@@ -17,6 +17,7 @@ import numpy as np
 
 from ..backend.config import PartDistillConfig
 from ..backend.contracts import ObjectInfo, SegmentationCancelled, View
+from ..backend.teachers import BUILTIN_TEACHERS
 
 GROUND_TRUTH_ATTRIBUTE = "partdistill_ground_truth"
 
@@ -78,7 +79,9 @@ class SegmentJob:
         self.parts = list(parts)
         self.config = config
         self.category = category.strip()
-        self.teacher_options = dict(teacher_options or {})
+        if teacher_options is None:  # built-in teachers read model, device, cache from config
+            teacher_options = {"config": config} if config.teacher in BUILTIN_TEACHERS else {}
+        self.teacher_options = dict(teacher_options)
         self.inputs = []  # ObjectInput per object, filled by rendering
         self.results = None  # list[Segmentation] once compute is done
         self.error: BaseException | None = None
