@@ -8,6 +8,8 @@ and the modal operator's event loop (no window, no timer). The modal only sequen
 included; the rows the Results panel draws come from ``results.result_rows``, tested here.
 """
 
+import pathlib
+import re
 import tempfile
 import time
 
@@ -16,7 +18,16 @@ import numpy as np
 import partdistill
 import pytest
 from partdistill.backend.config import PartDistillConfig
-from partdistill.partdistill_blender import demo, evidence, panels, presets, properties, results
+from partdistill.partdistill_blender import (
+    demo,
+    evidence,
+    panels,
+    part_list,
+    preferences,
+    presets,
+    properties,
+    results,
+)
 from partdistill.partdistill_blender.segment_job import SegmentJob
 
 SMALL = dict(num_views=10, resolution=96, render_samples=1, num_points=256, epochs=3,
@@ -294,3 +305,38 @@ def test_panels_are_registered_and_their_data_functions_work(ui):
     assert panels.PARTDISTILL_PT_advanced.FIELDS  # every advanced field exists on settings
     for name in panels.PARTDISTILL_PT_advanced.FIELDS:
         assert name in ui.bl_rna.properties
+
+
+def test_draw_code_uses_real_icons_and_layout_functions():
+    # draw() itself needs a window; what it would fail on here is a wrong icon or call name.
+    icons = {
+        e.identifier
+        for e in bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items
+    }
+    source = "".join(pathlib.Path(m.__file__).read_text() for m in (panels, part_list, preferences))
+    used = set(re.findall(r'icon="([A-Z_0-9]+)"', source))
+    assert used and used <= icons, used - icons
+    functions = bpy.types.UILayout.bl_rna.functions
+    assert {"factor", "type", "text"} <= {p.identifier for p in functions["progress"].parameters}
+    assert "ui_units_x" in bpy.types.UILayout.bl_rna.properties
+
+
+def test_preferences_feed_the_config(ui, monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the fallback user directory
+    assert preferences.PARTDISTILL_AP_preferences.bl_idname == "partdistill"
+    assert preferences.get_preferences() is None  # not enabled as an add-on yet
+    addon = bpy.context.preferences.addons.new()
+    addon.module = "partdistill"
+    try:
+        prefs = preferences.get_preferences()
+        assert prefs.model == PartDistillConfig().model
+        prefs.model, prefs.device, prefs.allow_downloads = "/models/clip", "cpu", True
+        config = properties.config_from_settings(ui, prefs)
+        assert (config.model, config.device) == ("/models/clip", "cpu")
+        # Downloads need Blender's online access too, which is off in background mode.
+        assert config.allow_downloads is bpy.app.online_access is False
+        assert config.cache_dir == str(tmp_path / "partdistill" / "cache")
+        ui.device = "auto"  # the panel's choice wins over the preferences
+        assert properties.config_from_settings(ui, prefs).device == "auto"
+    finally:
+        bpy.context.preferences.addons.remove(addon)
