@@ -20,6 +20,14 @@ def running_job() -> SegmentJob | None:
     return _running.get("job")
 
 
+def abort_running_job() -> None:
+    """Stop the run in progress and forget it (add-on disabled, another file loaded: the modal
+    handler goes away with the window, so nothing else would)."""
+    job = _running.pop("job", None)
+    if job is not None:
+        job.abort()
+
+
 def target_objects(context) -> list:
     """The meshes to segment: the active one first, then the other selected meshes."""
     active = context.active_object

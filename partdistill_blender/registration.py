@@ -16,16 +16,22 @@ CLASSES = (
 )
 
 
+@bpy.app.handlers.persistent
+def _abort_on_load(*_args) -> None:
+    operators.abort_running_job()
+
+
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
+    bpy.app.handlers.load_pre.append(_abort_on_load)
 
 
 def unregister() -> None:
-    job = operators.running_job()
-    if job is not None:  # never leave a worker thread behind a disabled add-on
-        job.abort()
+    if _abort_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_abort_on_load)
+    operators.abort_running_job()  # never leave a worker thread behind a disabled add-on
     properties.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
