@@ -78,7 +78,7 @@ class PARTDISTILL_PT_main(_SidebarPanel, bpy.types.Panel):
         if len(objects) > 1:
             layout.prop(settings, "one_student")
 
-        if running_job() is not None or settings.is_running:
+        if running_job() is not None:  # not is_running: a file saved mid-run keeps that True
             draw_progress(layout, settings)
         else:
             layout.operator("partdistill.segment_parts", icon="PLAY")
