@@ -1,0 +1,37 @@
+"""register() / unregister() of every class of the extension, in dependency order."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import operators, panels, part_list, preferences, properties
+
+# Property groups first (others point at them), panels last (they draw the operators).
+CLASSES = (
+    *properties.CLASSES,
+    *preferences.CLASSES,
+    *part_list.CLASSES,
+    *operators.CLASSES,
+    *panels.CLASSES,
+)
+
+
+@bpy.app.handlers.persistent
+def _abort_on_load(*_args) -> None:
+    operators.abort_running_job()
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    properties.register_properties()
+    bpy.app.handlers.load_pre.append(_abort_on_load)
+
+
+def unregister() -> None:
+    if _abort_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_abort_on_load)
+    operators.abort_running_job()  # never leave a worker thread behind a disabled add-on
+    properties.unregister_properties()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,355 @@
+"""The Blender UI with the real bpy module in background mode: settings -> config, Segment Parts
+on the demo chair with the simulated teacher, cancelling at every stage, clear, re-run, the
+result operators (select / hide / isolate / low confidence), evidence images and presets.
+
+Not exercised here: the panels' draw() (background mode has no window, so no UILayout exists)
+and the modal operator's event loop (no window, no timer). The modal only sequences
+``SegmentJob.step()``, which the cancel tests drive exactly as the modal does, worker thread
+included; the rows the Results panel draws come from ``results.result_rows``, tested here.
+"""
+
+import pathlib
+import re
+import tempfile
+import time
+
+import bpy
+import numpy as np
+import partdistill
+import pytest
+from partdistill.backend.config import PartDistillConfig
+from partdistill.partdistill_blender import (
+    demo,
+    evidence,
+    operators,
+    panels,
+    part_list,
+    preferences,
+    presets,
+    properties,
+    results,
+)
+from partdistill.partdistill_blender.segment_job import SegmentJob
+
+SMALL = dict(num_views=10, resolution=96, render_samples=1, num_points=256, epochs=3,
+             steps_per_epoch=3, mode="direct")  # fmt: skip
+
+
+@pytest.fixture
+def ui():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    partdistill.register()
+    yield bpy.context.scene.partdistill
+    partdistill.unregister()  # a class left registered makes the bpy module hang at exit
+
+
+def chair_scene(settings, **changes):
+    obj = demo.build_demo_chair()
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    for name in demo.DEMO_CHAIR_PARTS:
+        settings.parts.add().name = name
+    settings.teacher = "simulated"
+    for key, value in {**SMALL, **changes}.items():
+        setattr(settings, key, value)
+    return obj
+
+
+def truth(obj):
+    attr = obj.data.attributes[demo.GROUND_TRUTH_ATTRIBUTE]
+    labels = np.empty(len(obj.data.polygons), np.int32)
+    attr.data.foreach_get("value", labels)
+    return labels
+
+
+def snapshot(obj) -> dict:
+    """Everything a run could change on the object, as plain comparable data."""
+    mesh = obj.data
+    state = {
+        "slots": [s.material.name if s.material else None for s in obj.material_slots],
+        "groups": [g.name for g in obj.vertex_groups],
+        "attributes": sorted(a.name for a in mesh.attributes),
+        "datablocks": sorted(
+            f"{kind}:{d.name}"
+            for kind in ("objects", "meshes", "scenes", "cameras", "lights", "images")
+            for d in getattr(bpy.data, kind)
+        ),
+    }
+    for elements, prop, dtype, width in (
+        (mesh.vertices, "co", np.float32, 3),
+        (mesh.polygons, "material_index", np.int32, 1),
+        (mesh.loops, "vertex_index", np.int32, 1),
+    ):
+        values = np.empty(len(elements) * width, dtype)
+        elements.foreach_get(prop, values)
+        state[prop] = values.tobytes()
+    for attr in mesh.attributes:
+        if attr.name.startswith(".") or attr.data_type not in ("INT", "FLOAT"):
+            continue
+        values = np.empty(len(attr.data), np.float64)
+        attr.data.foreach_get("value", values)
+        state["attr:" + attr.name] = values.tobytes()
+    return state
+
+
+# --- settings -> config -------------------------------------------------------------------
+def test_settings_start_from_the_config_defaults(ui):
+    assert properties.config_from_settings(ui, None) == PartDistillConfig()
+    ui.num_views, ui.mode, ui.one_student, ui.device = 6, "forward", True, "cpu"
+    config = properties.config_from_settings(ui, None)
+    assert (config.num_views, config.mode, config.collection, config.device) == (
+        6, "forward", True, "cpu")  # fmt: skip
+    ui.teacher = properties.CUSTOM_TEACHER
+    with pytest.raises(ValueError, match="custom teacher needs a factory"):
+        properties.config_from_settings(ui, None)
+
+
+# --- Segment Parts ------------------------------------------------------------------------
+def test_segment_parts_writes_parts_matching_ground_truth(ui):
+    obj = chair_scene(ui)
+    assert results.result_rows(obj) is None
+    assert bpy.ops.partdistill.segment_parts() == {"FINISHED"}
+
+    assert [g.name for g in obj.vertex_groups] == demo.DEMO_CHAIR_PARTS
+    assert [s.material.name for s in obj.material_slots] == [
+        "PartDistill " + p for p in demo.DEMO_CHAIR_PARTS
+    ]
+    labels = np.empty(len(obj.data.polygons), np.int32)
+    obj.data.attributes["partdistill_part"].data.foreach_get("value", labels)
+    agreement = float(np.mean(labels == truth(obj)))
+    assert agreement > 0.65, agreement  # the simulated teacher errs on purpose; 0.75 here
+
+    rows = results.result_rows(obj)
+    assert [r.name for r in rows] == demo.DEMO_CHAIR_PARTS
+    assert [r.face_count for r in rows] == np.bincount(labels[labels >= 0], minlength=4).tolist()
+    assert all(r.material.name == "PartDistill " + r.name for r in rows)
+    assert all(0.0 < r.mean_confidence <= 1.0 for r in rows if r.face_count)
+    assert ui.is_running is False and ui.progress_text == ""
+
+
+def test_errors_reach_the_user_and_change_nothing(ui):
+    obj = chair_scene(ui)
+    before = snapshot(obj)
+    ui.teacher = properties.CUSTOM_TEACHER
+    ui.custom_teacher = "no_such_module_here:factory"
+    with pytest.raises(RuntimeError, match="cannot import teacher module 'no_such_module_here'"):
+        bpy.ops.partdistill.segment_parts()
+    assert snapshot(obj) == before
+
+    ui.teacher = "simulated"
+    ui.parts.clear()
+    with pytest.raises(RuntimeError, match="no part names given"):
+        bpy.ops.partdistill.segment_parts()
+    assert snapshot(obj) == before
+    bpy.ops.mesh.primitive_cube_add()  # a mesh without ground truth
+    cube, before = bpy.context.active_object, snapshot(obj)
+    for name in ("top", "side"):
+        ui.parts.add().name = name
+    with pytest.raises(RuntimeError, match="simulated teacher needs ground-truth labels on 'Cube'"):
+        bpy.ops.partdistill.segment_parts()
+    assert snapshot(obj) == before and len(cube.vertex_groups) == 0
+
+
+class CancelAt(SegmentJob):
+    """A real job that presses Cancel the first time the named stage reports progress."""
+
+    stage = ""
+
+    def report(self, stage, fraction):
+        if stage == self.stage:
+            self.cancel()
+        super().report(stage, fraction)
+
+
+@pytest.mark.parametrize("stage", ["render", "teacher", "features", "student"])
+def test_cancel_at_any_stage_leaves_the_object_as_it_was(ui, stage):
+    obj = chair_scene(ui, mode="forward")
+    before = snapshot(obj)
+    config = properties.config_from_settings(ui, None)
+    job = CancelAt([obj], demo.DEMO_CHAIR_PARTS, config)
+    job.stage = stage
+    seen = set()
+    while not job.step():  # as the modal's timer does, worker thread included
+        seen.add(job.progress[0])
+        time.sleep(0.005)
+    assert job.cancelled and job.results is None and job.error is None
+    assert snapshot(obj) == before
+    assert results.result_rows(obj) is None
+
+
+def test_cancel_while_rendering_by_the_cancel_button(ui):
+    obj = chair_scene(ui)
+    before = snapshot(obj)
+    job = SegmentJob([obj], demo.DEMO_CHAIR_PARTS, properties.config_from_settings(ui))
+    assert job.step() is False and job.step() is False  # two views rendered
+    job.cancel()
+    assert job.step() is True and job.cancelled
+    assert snapshot(obj) == before
+
+
+def test_clear_restores_and_a_second_run_replaces_the_first(ui):
+    obj = chair_scene(ui)
+    obj.data.materials.append(bpy.data.materials.new("Wood"))  # the user's own material
+    before = snapshot(obj)
+    bpy.ops.partdistill.segment_parts()
+    ui.parts.remove(3)  # back, seat, leg
+    bpy.ops.partdistill.segment_parts()
+    assert [g.name for g in obj.vertex_groups] == ["back", "seat", "leg"]
+    assert [s.material.name for s in obj.material_slots] == [
+        "Wood", "PartDistill back", "PartDistill seat", "PartDistill leg"]  # fmt: skip
+    assert [r.name for r in results.result_rows(obj)] == ["back", "seat", "leg"]
+
+    assert bpy.ops.partdistill.clear_segmentation() == {"FINISHED"}
+    after = snapshot(obj)
+    after["datablocks"] = before["datablocks"]  # part materials may stay in bpy.data unused
+    assert after == before
+    assert results.result_rows(obj) is None
+
+
+# --- looking at a result ------------------------------------------------------------------
+def test_select_hide_isolate_and_low_confidence(ui):
+    obj = chair_scene(ui)
+    bpy.ops.partdistill.segment_parts()
+    mesh = obj.data
+    labels = np.empty(len(mesh.polygons), np.int32)
+    mesh.attributes["partdistill_part"].data.foreach_get("value", labels)
+    leg = labels == demo.DEMO_CHAIR_PARTS.index("leg")
+
+    def faces(prop):
+        bpy.ops.object.mode_set(mode="OBJECT")
+        values = np.empty(len(mesh.polygons), bool)
+        mesh.polygons.foreach_get(prop, values)
+        return values
+
+    bpy.ops.partdistill.select_part(index=2)
+    assert obj.mode == "EDIT"
+    assert np.array_equal(faces("select"), leg)
+    bpy.ops.partdistill.hide_part(index=2)
+    assert np.array_equal(faces("hide"), leg)
+    bpy.ops.partdistill.isolate_part(index=0)
+    assert np.array_equal(faces("hide"), labels != 0)
+    bpy.ops.partdistill.show_all_parts()
+    assert not faces("hide").any()
+
+    confidence = np.empty(len(mesh.polygons), np.float32)
+    mesh.attributes["partdistill_confidence"].data.foreach_get("value", confidence)
+    ui.low_confidence = float(np.median(confidence)) + 1e-4
+    bpy.ops.partdistill.select_low_confidence()
+    assert np.array_equal(faces("select"), confidence < ui.low_confidence)
+    with pytest.raises(RuntimeError, match="there is no part number 9 on 'Chair'"):
+        bpy.ops.partdistill.select_part(index=9)
+
+
+def test_evidence_images_show_views_and_teacher_predictions(ui):
+    obj = chair_scene(ui)
+    bpy.ops.partdistill.segment_parts()
+    assert bpy.ops.partdistill.show_evidence(view=1) == {"FINISHED"}
+    store = evidence.EVIDENCE[obj.name]
+    for i, view in enumerate(store.views):
+        image = bpy.data.images[evidence.VIEW_IMAGE.format(i)]
+        teacher = bpy.data.images[evidence.TEACHER_IMAGE.format(i)]
+        assert tuple(image.size) == (96, 96) and tuple(teacher.size) == (96, 96)
+        pixels = np.empty(96 * 96 * 4, np.float32)
+        image.pixels.foreach_get(pixels)
+        rgb = pixels.reshape(96, 96, 4)[::-1, :, :3]  # top row first, as the view
+        assert np.allclose(rgb, view.image / 255.0, atol=1e-3)
+        teacher.pixels.foreach_get(pixels)
+        predicted = pixels.reshape(96, 96, 4)[::-1, :, :3]
+        assert np.allclose(predicted[view.face_ids < 0], evidence.BACKGROUND, atol=1e-3)
+        # On the object, every pixel has its argmax part's colour, dimmed by the confidence.
+        probs = store.predictions[i]
+        on = view.face_ids >= 0
+        expected = evidence.pixel_prediction_rgb(probs, view.face_ids)
+        assert np.allclose(predicted[on], expected[on], atol=2.5 / 255)  # 8-bit image
+    assert evidence.show_in_image_editor(None, image) is False  # no screen in background mode
+
+
+# --- part list, presets, panels -----------------------------------------------------------
+def test_part_list_operators(ui):
+    chair_scene(ui)
+    bpy.ops.partdistill.part_add()
+    bpy.ops.partdistill.part_add()
+    assert [p.name for p in ui.parts] == ["back", "part", "part 2", "seat", "leg", "arm"]
+    ui.active_part = 5
+    bpy.ops.partdistill.part_move(direction="UP")
+    bpy.ops.partdistill.part_remove()
+    assert [p.name for p in ui.parts] == ["back", "part", "part 2", "seat", "leg"]
+
+
+def test_presets_builtin_datasets_and_user(ui, monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the user presets folder
+    groups = presets.preset_groups()
+    assert groups["Built-in"]["Chair"] == ["back", "seat", "leg", "arm"]
+    assert groups["ShapeNetPart"]["Chair"] == ["back", "seat", "leg", "armrest"]
+    assert groups["PartNet-Ensemble"]["Table"][:2] == ["door", "drawer"]
+    assert groups["My Presets"] == {}
+
+    bpy.ops.partdistill.apply_preset(group="ShapeNetPart", name="Airplane")
+    assert [p.name for p in ui.parts] == ["body", "wing", "tail", "engine"]
+    assert ui.category == "airplane"
+    bpy.ops.partdistill.save_preset(name="Plane")
+    assert presets.load_user_presets() == {"Plane": ["body", "wing", "tail", "engine"]}
+    assert str(presets.user_presets_path()).startswith(str(tmp_path))
+    bpy.ops.partdistill.delete_preset(name="Plane")
+    assert presets.load_user_presets() == {}
+    with pytest.raises(RuntimeError, match="no preset 'Stool'"):
+        bpy.ops.partdistill.apply_preset(group="Built-in", name="Stool")
+
+
+def test_panels_are_registered_and_their_data_functions_work(ui):
+    for name in ("PARTDISTILL_PT_main", "PARTDISTILL_PT_advanced", "PARTDISTILL_PT_results"):
+        assert getattr(bpy.types, name).bl_category == "PartDistill"
+    assert panels.object_summary(bpy.context) == "Select a mesh object"
+    obj = chair_scene(ui)
+    faces = len(obj.data.polygons)
+    assert panels.object_summary(bpy.context) == f"Chair: {faces:,} faces"
+    assert panels.PARTDISTILL_PT_advanced.FIELDS  # every advanced field exists on settings
+    for name in panels.PARTDISTILL_PT_advanced.FIELDS:
+        assert name in ui.bl_rna.properties
+
+
+def test_draw_code_uses_real_icons_and_layout_functions():
+    # draw() itself needs a window; what it would fail on here is a wrong icon or call name.
+    icons = {
+        e.identifier
+        for e in bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items
+    }
+    source = "".join(pathlib.Path(m.__file__).read_text() for m in (panels, part_list, preferences))
+    used = set(re.findall(r'icon="([A-Z_0-9]+)"', source))
+    assert used and used <= icons, used - icons
+    functions = bpy.types.UILayout.bl_rna.functions
+    assert {"factor", "type", "text"} <= {p.identifier for p in functions["progress"].parameters}
+    assert "ui_units_x" in bpy.types.UILayout.bl_rna.properties
+
+
+def test_preferences_feed_the_config(ui, monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the fallback user directory
+    assert preferences.PARTDISTILL_AP_preferences.bl_idname == "partdistill"
+    assert preferences.get_preferences() is None  # not enabled as an add-on yet
+    addon = bpy.context.preferences.addons.new()
+    addon.module = "partdistill"
+    try:
+        prefs = preferences.get_preferences()
+        assert prefs.model == PartDistillConfig().model
+        prefs.model, prefs.device, prefs.allow_downloads = "/models/clip", "cpu", True
+        config = properties.config_from_settings(ui, prefs)
+        assert (config.model, config.device) == ("/models/clip", "cpu")
+        # Downloads need Blender's online access too, which is off in background mode.
+        assert config.allow_downloads is bpy.app.online_access is False
+        assert config.cache_dir == str(tmp_path / "partdistill" / "cache")
+        ui.device = "auto"  # the panel's choice wins over the preferences
+        assert properties.config_from_settings(ui, prefs).device == "auto"
+    finally:
+        bpy.context.preferences.addons.remove(addon)
+
+
+def test_loading_another_file_stops_a_running_segmentation(ui):
+    obj = chair_scene(ui, mode="forward", epochs=25)
+    job = SegmentJob([obj], demo.DEMO_CHAIR_PARTS, properties.config_from_settings(ui))
+    operators._running["job"] = job  # as the modal's invoke does
+    while job._worker is None:  # render every view, then the worker starts
+        job.step()
+    assert operators.running_job() is job
+    bpy.ops.wm.read_factory_settings(use_empty=True)  # File > New: the load_pre handler runs
+    assert operators.running_job() is None
+    assert job.cancelled and not job._worker.is_alive() and job.results is None
