@@ -1,8 +1,8 @@
 """Build the PartDistill extension zips, one per platform, with the wheels Blender does not ship.
 
-    python scripts/build_extension.py                          # all four platforms, cp311
+    python scripts/build_extension.py                          # all four platforms, cp311+cp313
     python scripts/build_extension.py --platforms linux-x64    # one platform
-    python scripts/build_extension.py --python-versions 3.11,3.13 --torch bundle
+    python scripts/build_extension.py --python-versions 3.11 --torch bundle
 
 Steps: copy the source tree to a staging folder; ``pip download --only-binary=:all:`` the
 compute half's packages for each (platform, Python) pair into ``wheels/`` there; rewrite the
@@ -140,7 +140,7 @@ def build_zips(blender: list[str], source: pathlib.Path, output: pathlib.Path) -
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--platforms", default=",".join(PIP_PLATFORMS))
-    parser.add_argument("--python-versions", default="3.11", help="e.g. 3.11 or 3.11,3.13")
+    parser.add_argument("--python-versions", default=",".join(PYTHON_VERSIONS), help="e.g. 3.11")
     parser.add_argument("--torch", choices=("external", "bundle"), default="external")
     parser.add_argument("--output-dir", default=str(ROOT / "dist"))
     parser.add_argument("--work-dir", default=str(ROOT / "build"), help="staging and wheel cache")
