@@ -1,0 +1,145 @@
+"""The sidebar panels (3D viewport, N-panel, tab "PartDistill"): setup, advanced, results."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import part_list, results
+from .operators import running_job, target_objects
+
+CATEGORY = "PartDistill"
+
+
+class _SidebarPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+
+
+def draw_progress(layout, settings) -> None:
+    """The progress bar with the stage name, and Cancel."""
+    row = layout.row(align=True)
+    text = settings.progress_text or "Starting…"
+    if hasattr(row, "progress"):  # Blender 4.0+
+        row.progress(factor=settings.progress, type="BAR", text=text)
+    else:
+        row.label(text=f"{text} ({settings.progress:.0%})")
+    row.operator("partdistill.cancel", text="", icon="CANCEL")
+
+
+def object_summary(context) -> str:
+    """ "Chair: 1,234 faces", with the other selected meshes counted, or why nothing can run."""
+    objects = target_objects(context)
+    if not objects:
+        return "Select a mesh object"
+    faces = len(objects[0].data.polygons)
+    text = f"{objects[0].name}: {faces:,} faces"
+    if len(objects) > 1:
+        text += f" (+{len(objects) - 1} selected)"
+    return text
+
+
+class PARTDISTILL_PT_main(_SidebarPanel, bpy.types.Panel):
+    bl_idname = "PARTDISTILL_PT_main"
+    bl_label = "Part Segmentation"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.partdistill
+        objects = target_objects(context)
+        layout.label(text=object_summary(context), icon="MESH_DATA" if objects else "INFO")
+
+        layout.label(text="Parts")
+        row = layout.row()
+        row.template_list("PARTDISTILL_UL_parts", "", settings, "parts", settings, "active_part",
+                          rows=4)  # fmt: skip
+        buttons = row.column(align=True)
+        buttons.operator("partdistill.part_add", text="", icon="ADD")
+        buttons.operator("partdistill.part_remove", text="", icon="REMOVE")
+        buttons.separator()
+        buttons.operator("partdistill.part_move", text="", icon="TRIA_UP").direction = "UP"
+        buttons.operator("partdistill.part_move", text="", icon="TRIA_DOWN").direction = "DOWN"
+        if not settings.parts:
+            layout.label(text="Add part names or pick a preset", icon="INFO")
+        layout.menu(part_list.PARTDISTILL_MT_presets.bl_idname, icon="PRESET")
+        layout.prop(settings, "category")
+
+        col = layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(settings, "teacher")
+        if settings.teacher == "custom":
+            col.prop(settings, "custom_teacher")
+        col.prop(settings, "mode")
+        col.prop(settings, "num_views")
+        col.prop(settings, "resolution")
+        col.prop(settings, "render_engine")
+        col.prop(settings, "device")
+        if len(objects) > 1:
+            layout.prop(settings, "one_student")
+
+        if running_job() is not None or settings.is_running:
+            draw_progress(layout, settings)
+        else:
+            layout.operator("partdistill.segment_parts", icon="PLAY")
+
+
+class PARTDISTILL_PT_advanced(_SidebarPanel, bpy.types.Panel):
+    bl_idname = "PARTDISTILL_PT_advanced"
+    bl_label = "Advanced"
+    bl_parent_id = PARTDISTILL_PT_main.bl_idname
+    bl_options = {"DEFAULT_CLOSED"}
+
+    FIELDS = ("render_samples", "camera_fov_deg", "num_points", "encoder", "epochs",
+              "steps_per_epoch", "learning_rate", "tau", "min_component_pixels", "seed",
+              "low_confidence")  # fmt: skip
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        settings = context.scene.partdistill
+        for name in self.FIELDS:
+            layout.prop(settings, name)
+
+
+class PARTDISTILL_PT_results(_SidebarPanel, bpy.types.Panel):
+    bl_idname = "PARTDISTILL_PT_results"
+    bl_label = "Results"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
+        rows = results.result_rows(obj) if obj is not None else None
+        if rows is None:
+            layout.label(text="No segmentation on the active object")
+            return
+        grid = layout.column(align=True)
+        for row in rows:
+            line = grid.row(align=True)
+            swatch = line.row()
+            swatch.ui_units_x = 1.2
+            if row.material is not None:
+                swatch.prop(row.material, "diffuse_color", text="")
+            else:
+                swatch.label(text="", icon="BLANK1")
+            line.label(text=row.name)
+            line.label(text=f"{row.face_count:,} faces · {row.mean_confidence:.0%}")
+            line.operator(
+                "partdistill.select_part", text="", icon="RESTRICT_SELECT_OFF"
+            ).index = row.index
+            line.operator("partdistill.hide_part", text="", icon="HIDE_ON").index = row.index
+            line.operator("partdistill.isolate_part", text="", icon="SOLO_ON").index = row.index
+        layout.operator("partdistill.show_all_parts", icon="HIDE_OFF")
+        settings = context.scene.partdistill
+        line = layout.row(align=True)
+        line.operator("partdistill.select_low_confidence", icon="ERROR")
+        line.prop(settings, "low_confidence", text="")
+        line = layout.row(align=True)
+        op = line.operator("partdistill.show_evidence", icon="IMAGE_DATA")
+        op.view = settings.evidence_view
+        line.prop(settings, "evidence_view")
+        layout.operator("partdistill.clear_segmentation", icon="TRASH")
+
+
+CLASSES = (PARTDISTILL_PT_main, PARTDISTILL_PT_advanced, PARTDISTILL_PT_results)

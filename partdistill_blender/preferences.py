@@ -1,0 +1,86 @@
+"""Add-on preferences: which model, where it runs, where weights are cached, may it download."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+
+from ..backend.config import DEVICES
+from .properties import DEFAULTS
+
+# The extension's root package: "bl_ext.<repo>.<id>" when installed, "partdistill" in tests.
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+
+
+def extension_user_dir(subdir: str) -> str:
+    """A writable folder of the extension (created): its user directory when installed as an
+    extension, else a folder under the system's temporary directory."""
+    try:
+        return bpy.utils.extension_path_user(ADDON_PACKAGE, path=subdir, create=True)
+    except (ValueError, AttributeError, RuntimeError):
+        # Not loaded as an extension (tests, scripts): no extension user directory exists.
+        path = os.path.join(tempfile.gettempdir(), "partdistill", subdir)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+
+class PARTDISTILL_AP_preferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_PACKAGE
+
+    model: StringProperty(
+        name="Model",
+        description="Hugging Face model id or a local folder holding the teacher's weights",
+        default=DEFAULTS["model"],
+    )
+    device: EnumProperty(
+        name="Device",
+        description="Default device of the teacher and student",
+        items=[
+            (d, {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}.get(d, d.capitalize()), "")
+            for d in DEVICES
+        ],  # fmt: skip
+        default=DEFAULTS["device"],
+    )
+    cache_dir: StringProperty(
+        name="Cache Folder",
+        description="Where model weights are cached; empty: the extension's user directory",
+        subtype="DIR_PATH",
+        default="",
+    )
+    allow_downloads: BoolProperty(
+        name="Allow Downloads",
+        description="Download model weights when they are not cached. Takes effect only "
+        "when Blender's online access is on (Preferences > System > Network)",
+        default=DEFAULTS["allow_downloads"],
+    )
+
+    def effective_cache_dir(self) -> str:
+        return bpy.path.abspath(self.cache_dir) if self.cache_dir else extension_user_dir("cache")
+
+    def downloads_allowed(self) -> bool:
+        return bool(self.allow_downloads and bpy.app.online_access)
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(self, "model")
+        layout.prop(self, "device")
+        layout.prop(self, "cache_dir")
+        row = layout.row()
+        row.prop(self, "allow_downloads")
+        if self.allow_downloads and not bpy.app.online_access:
+            layout.label(text="Online access is off in Blender: nothing will be downloaded",
+                         icon="INFO")  # fmt: skip
+
+
+def get_preferences(context=None):
+    """The add-on preferences, or None when the package is not enabled as an add-on."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    return addon.preferences if addon is not None else None
+
+
+CLASSES = (PARTDISTILL_AP_preferences,)

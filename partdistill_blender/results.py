@@ -1,0 +1,133 @@
+"""Reading a written segmentation back for the Results panel, and face masks for selecting,
+hiding and isolating parts. All mesh I/O is vectorised (foreach_get / foreach_set)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .writeback import read_segmentation
+
+
+@dataclass
+class PartRow:
+    """One line of the Results panel."""
+
+    index: int
+    name: str
+    face_count: int
+    mean_confidence: float  # over the part's faces; 0 when it has none
+    material: object  # the bpy Material of the part's slot, or None
+
+
+def _face_array(mesh, prop: str, dtype) -> np.ndarray:
+    values = np.empty(len(mesh.polygons), dtype)
+    mesh.polygons.foreach_get(prop, values)
+    return values
+
+
+def result_rows(obj) -> list[PartRow] | None:
+    """The Results panel's rows for ``obj``, or None when it has no segmentation."""
+    if obj is None or obj.type != "MESH":
+        return None
+    result = read_segmentation(obj)
+    if result is None:
+        return None
+    labels = np.asarray(result["face_labels"])
+    confidence = np.asarray(result["face_confidence"], np.float32)
+    parts = list(result["parts"])
+    counts = np.bincount(labels[labels >= 0], minlength=len(parts))[: len(parts)]
+    sums = np.bincount(labels[labels >= 0], weights=confidence[labels >= 0],
+                       minlength=len(parts))[: len(parts)]  # fmt: skip
+    material_index = _face_array(obj.data, "material_index", np.int32)
+    rows = []
+    for i, name in enumerate(parts):
+        material = None
+        if counts[i]:
+            # The slot of the part's first face: whatever the slot is called, it is the part's.
+            slot = int(material_index[np.argmax(labels == i)])
+            if slot < len(obj.material_slots):
+                material = obj.material_slots[slot].material
+        mean = float(sums[i] / counts[i]) if counts[i] else 0.0
+        rows.append(PartRow(i, name, int(counts[i]), mean, material))
+    return rows
+
+
+def part_face_mask(obj, part_index: int) -> np.ndarray:
+    """(P,) bool: the faces labelled ``part_index`` -> ValueError when there is no result."""
+    result = _require_result(obj)
+    if not 0 <= part_index < len(result["parts"]):
+        raise ValueError(f"there is no part number {part_index} on {obj.name!r}")
+    return np.asarray(result["face_labels"]) == part_index
+
+
+def low_confidence_mask(obj, threshold: float) -> np.ndarray:
+    """(P,) bool: the faces whose confidence is below ``threshold``."""
+    result = _require_result(obj)
+    return np.asarray(result["face_confidence"]) < threshold
+
+
+def _require_result(obj) -> dict:
+    result = read_segmentation(obj) if obj is not None and obj.type == "MESH" else None
+    if result is None:
+        name = obj.name if obj is not None else "nothing"
+        raise ValueError(f"{name!r} has no segmentation: run Segment Parts first")
+    return result
+
+
+def _loop_arrays(mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(loop polygon, loop vertex, loop edge), each (L,) int."""
+    totals = _face_array(mesh, "loop_total", np.int64)
+    loop_polygon = np.repeat(np.arange(len(totals)), totals)
+    loop_vertex = np.empty(len(mesh.loops), np.int64)
+    loop_edge = np.empty(len(mesh.loops), np.int64)
+    mesh.loops.foreach_get("vertex_index", loop_vertex)
+    mesh.loops.foreach_get("edge_index", loop_edge)
+    return loop_polygon, loop_vertex, loop_edge
+
+
+def _elements_of(mesh, face_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(vertex mask, edge mask) of the vertices and edges of the faces in ``face_mask``."""
+    loop_polygon, loop_vertex, loop_edge = _loop_arrays(mesh)
+    in_mask = face_mask[loop_polygon]
+    vertices = np.zeros(len(mesh.vertices), bool)
+    edges = np.zeros(len(mesh.edges), bool)
+    vertices[loop_vertex[in_mask]] = True
+    edges[loop_edge[in_mask]] = True
+    return vertices, edges
+
+
+def select_faces(mesh, face_mask: np.ndarray) -> None:
+    """Select exactly the faces in ``face_mask`` (and their vertices and edges). Object mode."""
+    face_mask = np.asarray(face_mask, bool)
+    vertices, edges = _elements_of(mesh, face_mask)
+    mesh.polygons.foreach_set("select", face_mask)
+    mesh.edges.foreach_set("select", edges)
+    mesh.vertices.foreach_set("select", vertices)
+    mesh.update()
+
+
+def hide_faces(mesh, hidden: np.ndarray) -> None:
+    """Hide exactly the faces in ``hidden``; a vertex or edge is hidden when every face using
+    it is hidden, so the visible faces stay whole. Object mode; shows in edit mode."""
+    hidden = np.asarray(hidden, bool)
+    visible_vertices, visible_edges = _elements_of(mesh, ~hidden)
+    any_vertices, any_edges = _elements_of(mesh, np.ones_like(hidden))
+    mesh.polygons.foreach_set("hide", hidden)
+    mesh.edges.foreach_set("hide", any_edges & ~visible_edges)
+    mesh.vertices.foreach_set("hide", any_vertices & ~visible_vertices)
+    # Hidden elements must not stay selected (edit mode would otherwise act on them).
+    for elements, mask in ((mesh.polygons, hidden), (mesh.edges, any_edges & ~visible_edges),
+                           (mesh.vertices, any_vertices & ~visible_vertices)):  # fmt: skip
+        selected = np.empty(len(elements), bool)
+        elements.foreach_get("select", selected)
+        elements.foreach_set("select", selected & ~mask)
+    mesh.update()
+
+
+def reveal_all(mesh) -> None:
+    """Show every face, edge and vertex again."""
+    for elements in (mesh.polygons, mesh.edges, mesh.vertices):
+        elements.foreach_set("hide", np.zeros(len(elements), bool))
+    mesh.update()

@@ -1,0 +1,227 @@
+"""One Segment Parts run, in the stages the modal operator steps through.
+
+1. render (main thread, one view per ``step()``): geometry and views of every object;
+2. compute (worker thread): teacher, knowledge, student, labels via ``compute.segment_objects``;
+3. write back (main thread): only after everything succeeded, so a cancel or an error at any
+   stage leaves every object exactly as it was.
+
+The same job runs synchronously (``run_to_end``) for the non-modal path (background mode).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backend.config import PartDistillConfig
+from ..backend.contracts import ObjectInfo, SegmentationCancelled, View
+
+GROUND_TRUTH_ATTRIBUTE = "partdistill_ground_truth"
+
+# Share of the progress bar each stage takes (rendering runs first, labels last).
+STAGE_SPANS = {
+    "render": (0.0, 0.3),
+    "teacher": (0.3, 0.5),
+    "knowledge": (0.5, 0.55),
+    "features": (0.55, 0.6),
+    "student": (0.6, 0.97),
+    "labels": (0.97, 1.0),
+}
+STAGE_NAMES = {
+    "render": "Rendering views",
+    "teacher": "Teacher predicting parts",
+    "knowledge": "Collecting knowledge",
+    "features": "Point features",
+    "student": "Training the student",
+    "labels": "Labelling faces",
+    "write": "Writing results",
+}
+
+
+@dataclass
+class Evidence:
+    """What the teacher saw and said in the last run on one object."""
+
+    parts: list[str]
+    views: list[View]
+    predictions: list
+
+
+# Last run's views and teacher predictions per object name, for the evidence images. Kept in
+# memory only (not in the .blend): they are large and can be remade by running again.
+EVIDENCE: dict[str, Evidence] = {}
+
+
+def ground_truth_labels(obj) -> np.ndarray:
+    """(P,) int32 ground-truth part per polygon from the INT face attribute the simulated
+    teacher reads -> ValueError in plain words when the mesh has none."""
+    mesh = obj.data
+    attr = mesh.attributes.get(GROUND_TRUTH_ATTRIBUTE)
+    if attr is None or attr.domain != "FACE" or attr.data_type != "INT":
+        raise ValueError(
+            f"the simulated teacher needs ground-truth labels on {obj.name!r}: an integer face "
+            f"attribute named {GROUND_TRUTH_ATTRIBUTE!r}"
+        )
+    labels = np.empty(len(mesh.polygons), np.int32)
+    attr.data.foreach_get("value", labels)
+    return labels
+
+
+class SegmentJob:
+    """Segment ``objects`` (mesh objects) into ``parts``; see the module docstring."""
+
+    def __init__(self, objects, parts: list[str], config: PartDistillConfig, category: str = "",
+                 teacher_options: dict | None = None):  # fmt: skip
+        self.object_names = [obj.name for obj in objects]
+        self.parts = list(parts)
+        self.config = config
+        self.category = category.strip()
+        self.teacher_options = dict(teacher_options or {})
+        self.inputs = []  # ObjectInput per object, filled by rendering
+        self.results = None  # list[Segmentation] once compute is done
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._stage, self._fraction = "render", 0.0
+        self._infos = [self._object_info(obj) for obj in objects]
+        self._renderer_steps = self._render(objects)
+        self._worker: threading.Thread | None = None
+        self._rendering_over = False
+
+    # --- progress, shared between threads ---
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def is_cancelling(self) -> bool:
+        return self._cancel.is_set()
+
+    def report(self, stage: str, fraction: float) -> None:
+        """The progress callback of the compute stages; raises SegmentationCancelled on cancel."""
+        with self._lock:
+            self._stage, self._fraction = stage, float(fraction)
+        if self._cancel.is_set():
+            raise SegmentationCancelled()
+
+    @property
+    def progress(self) -> tuple[str, float]:
+        """(text for users, overall fraction in [0, 1])."""
+        with self._lock:
+            stage, fraction = self._stage, self._fraction
+        low, high = STAGE_SPANS.get(stage, (1.0, 1.0))
+        return STAGE_NAMES.get(stage, stage), low + (high - low) * min(max(fraction, 0.0), 1.0)
+
+    # --- stages ---
+    def _object_info(self, obj) -> ObjectInfo:
+        labels = ground_truth_labels(obj) if self.config.teacher == "simulated" else None
+        return ObjectInfo(name=obj.name, category=self.category, face_labels=labels)
+
+    def _render(self, objects):
+        """Generator: renders one view per next(); closing it closes the open renderer."""
+        from ..backend.pipeline import ObjectInput
+        from .render import ViewRenderer
+
+        total = len(objects) * self.config.num_views
+        done = 0
+        for obj, info in zip(objects, self._infos, strict=True):
+            with ViewRenderer(obj, self.config) as renderer:
+                views = []
+                for i in range(len(renderer)):
+                    if self._cancel.is_set():
+                        raise SegmentationCancelled()
+                    views.append(renderer.render_view(i))
+                    done += 1
+                    self.report("render", done / max(total, len(objects) * len(renderer)))
+                    yield
+                self.inputs.append(ObjectInput(renderer.geometry, views, info))
+
+    def step(self) -> bool:
+        """Main thread: render the next view, or start / poll the worker. True when finished
+        (successfully, cancelled or failed: see ``results``, ``cancelled``, ``error``)."""
+        if self._rendering_over and self._worker is None:
+            return True  # stopped while rendering
+        if self._worker is None:
+            if self._cancel.is_set():
+                return self._stop(SegmentationCancelled())
+            try:
+                next(self._renderer_steps)
+                return False
+            except StopIteration:
+                self._rendering_over = True
+                self._start_worker()
+                return False
+            except Exception as exc:  # any failure ends the run and is reported
+                return self._stop(exc)
+        return not self._worker.is_alive()
+
+    def _start_worker(self) -> None:
+        self._worker = threading.Thread(target=self._compute, name="PartDistill", daemon=True)
+        self._worker.start()
+
+    def _compute(self) -> None:
+        from .compute import segment_objects
+
+        try:
+            results = segment_objects(
+                self.inputs, self.parts, self.config, self.teacher_options, progress=self.report
+            )
+            if self._cancel.is_set():  # cancelled after the last progress call
+                raise SegmentationCancelled()
+            self.results = results
+        except SegmentationCancelled:
+            self.cancelled = True
+        except Exception as exc:  # reported to the user on the main thread
+            self.error = exc
+
+    def _stop(self, exc: BaseException) -> bool:
+        self._rendering_over = True
+        self._renderer_steps.close()  # restores the scene if a renderer was open
+        if isinstance(exc, SegmentationCancelled):
+            self.cancelled = True
+        else:
+            self.error = exc
+        return True
+
+    def abort(self) -> None:
+        """Cancel and wait until nothing runs any more (used when Blender quits or on ESC)."""
+        self.cancel()
+        if self._worker is None:
+            if not self._rendering_over:
+                self._stop(SegmentationCancelled())
+        else:
+            self._worker.join()
+
+    def run_to_end(self) -> None:
+        """Run every stage in this thread (no window, no timer: background mode, tests)."""
+        while not self.step():
+            if self._worker is not None:
+                self._worker.join()
+
+    # --- write back ---
+    def write_results(self, objects_by_name) -> list[str]:
+        """Main thread, after success: write each object's labels; returns the names written."""
+        from .writeback import write_segmentation
+
+        written = []
+        for name, result, obj_input in zip(self.object_names, self.results, self.inputs,
+                                           strict=True):  # fmt: skip
+            obj = objects_by_name.get(name)
+            if obj is None:  # deleted while the worker ran
+                continue
+            write_segmentation(obj, result.parts, result.face_labels, result.face_confidence)
+            EVIDENCE[name] = Evidence(
+                parts=list(result.parts),
+                views=obj_input.views,
+                predictions=list(result.teacher_predictions or []),
+            )
+            written.append(name)
+        return written
+
+
+def error_message(exc: BaseException) -> str:
+    """What a user reads when a run fails: the exception's own words, else its type."""
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
