@@ -36,7 +36,8 @@ mkdir -p "$OUT"
 case "$OUT" in "$REPO"/*) ;; *) echo "--out must be inside the repository ($REPO)" >&2; exit 2 ;; esac
 
 # ---------------------------------------------------------------- chroot with Blender 4.3
-PACKAGES="blender xvfb xauth xdotool imagemagick libegl1 libgl1 libglx-mesa0 libgl1-mesa-dri"
+# Debian splits numpy out of Blender (official builds bundle it): python3-numpy stands in.
+PACKAGES="blender python3-numpy xvfb xauth xdotool imagemagick libegl1 libgl1 libglx-mesa0 libgl1-mesa-dri"
 if want setup && [ ! -x "$CHROOT/usr/bin/blender" ]; then
   log "debootstrap Debian 13 into $CHROOT"
   command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q debootstrap; }
