@@ -10,7 +10,7 @@
 #               compute half in this Python (PARTDISTILL_PYTHON): the venv and its base
 #               interpreter are bind-mounted into the chroot at the same paths.
 # --out DIR     results: zip, scene, labels, screenshot, logs (default <repo>/out/real_blender)
-# --steps LIST  comma list of setup,build,validate,install,batch,ui (default: all)
+# --steps LIST  comma list of setup,build,validate,install,scene,batch,ui (default: all)
 #
 # Needs root (debootstrap, chroot, mount). Every step fails loudly; mounts are undone on exit.
 set -euo pipefail
@@ -19,7 +19,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CHROOT=$REPO/.chroot
 PYTHON=$REPO/.venv/bin/python
 OUT=$REPO/out/real_blender
-STEPS=setup,build,validate,install,batch,ui
+STEPS=setup,build,validate,install,scene,batch,ui
 while [ $# -gt 0 ]; do
   case "$1" in
     --chroot) CHROOT=$(realpath -m "$2"); shift 2 ;;
@@ -65,7 +65,7 @@ bind() {  # bind <host dir> at the same path inside the chroot, once
   MOUNTED+=("$target")
 }
 cleanup() {
-  if [ -n "${XVFB_PID:-}" ]; then kill "$XVFB_PID" 2>/dev/null || true; fi
+  if [ -n "${XVFB_PID:-}" ]; then kill "$XVFB_PID" 2>/dev/null || true; wait "$XVFB_PID" || true; fi
   for ((i=${#MOUNTED[@]}-1; i>=0; i--)); do umount -R "${MOUNTED[$i]}" || true; done
 }
 trap cleanup EXIT
@@ -75,9 +75,9 @@ bind "$REPO"
 case "$VENV/" in "$REPO"/*) ;; *) bind "$VENV" ;; esac
 case "$BASE/" in "$REPO"/*) ;; *) bind "$BASE" ;; esac
 BUR=$OUT/user_resources  # Blender's user folder for these tests (extensions, preferences)
-in_chroot() {
-  chroot "$CHROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    BLENDER_USER_RESOURCES="$BUR" PARTDISTILL_PYTHON="$PYTHON" ${DISPLAY_VAR:-} "$@"
+in_chroot() {  # the command replaces the subshell, so $! of "in_chroot ... &" is its process
+  (exec chroot "$CHROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    BLENDER_USER_RESOURCES="$BUR" PARTDISTILL_PYTHON="$PYTHON" ${DISPLAY_VAR:-} "$@")
 }
 BLENDER="blender --factory-startup"
 
@@ -110,10 +110,13 @@ fi
 
 # ---------------------------------------------------------------- batch run, simulated teacher
 SCENE=$OUT/scene.blend
-if want batch; then
-  log "batch run on a scripted chair with the simulated teacher"
+if want scene; then
+  log "a scripted chair with its true parts"
   in_chroot $BLENDER --background --python-exit-code 1 --python "$REPO/.ci/make_scene.py" -- "$SCENE" \
     2>&1 | tail -2
+fi
+if want batch; then
+  log "batch run on the scripted chair with the simulated teacher"
   rm -f "$OUT/labels.json" "$OUT/labelled.blend"
   in_chroot $BLENDER --background "$SCENE" --python-exit-code 1 \
     --python "$REPO/partdistill_blender/batch.py" -- \
@@ -128,9 +131,9 @@ fi
 if want ui; then
   log "UI: PartDistill tab, Segment Parts, screenshot"
   [ -d "$BUR/extensions" ] || { echo "the ui step needs the install step first" >&2; exit 1; }
-  [ -f "$SCENE" ] || { echo "the ui step needs the batch step's scene first" >&2; exit 1; }
+  [ -f "$SCENE" ] || { echo "the ui step needs the scene step first" >&2; exit 1; }
   rm -f "$OUT/panel.png" "$OUT/ui_done"
-  in_chroot Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
+  chroot "$CHROOT" /usr/bin/Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
   XVFB_PID=$!
   sleep 2
   DISPLAY_VAR=DISPLAY=:99 in_chroot bash "$REPO/.ci/ui_test.sh" "$SCENE" "$OUT" 2>&1 | tee "$OUT/ui.log" | tail -5
