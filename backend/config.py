@@ -62,6 +62,9 @@ class PartDistillConfig:
 
     # --- knowledge extraction (Sec. 3.2, Eq. 1-2) ---
     min_component_pixels: int = 8  # smaller connected components are teacher noise, not knowledge
+    # A point counts as visible on the plane of the polygon seen at its pixel within this share
+    # of the object's bounding radius (sub-pixel polygons); occluded points lie much farther.
+    visibility_tolerance: float = 0.01
 
     # --- student (Sec. 3.2, 3.4, 3.5) ---
     mode: str = "distill"  # "direct" (no student), "forward", "distill" (forward + backward)

@@ -95,12 +95,19 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng) -> tuple[S
     t = time.perf_counter()
     progress("knowledge", 0.0)
     points, normals, point_polygons = sample_surface_points(obj.geometry, config.num_points, rng)
+    centroids, polygon_normals, present = polygon_centroids(obj.geometry)
     units = extract_knowledge_units(
-        predictions, obj.views, teacher.kind, points, point_polygons, len(parts), config
+        predictions,
+        obj.views,
+        teacher.kind,
+        points,
+        point_polygons,
+        len(parts),
+        config,
+        planes=(centroids, polygon_normals),
     )
     timings["knowledge"] = time.perf_counter() - t
 
-    centroids, polygon_normals, present = polygon_centroids(obj.geometry)
     data = StudentData(
         points=points,
         normals=normals,
@@ -112,8 +119,10 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng) -> tuple[S
     if config.mode != "direct":
         t = time.perf_counter()
         progress("features", 0.0)
+        # Laplacian eigenvectors differ in sign and order between shapes: per shape only.
+        spectral = 0 if config.collection else None
         data.point_features, data.query_features = compute_point_features(
-            points, normals, centroids, polygon_normals, config
+            points, normals, centroids, polygon_normals, config, spectral_dims=spectral
         )
         timings["features"] = time.perf_counter() - t
     return data, {"timings": timings, "predictions": predictions}

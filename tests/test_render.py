@@ -55,6 +55,15 @@ def _assert_maps_agree_with_ray_casting(renderer, views, minimum=0.99):
         assert (expected >= 0).mean() > 0.05  # the object fills a real part of the view
 
 
+def _grow(mask):
+    """``mask`` grown by one pixel in all eight directions."""
+    grown = mask.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            grown |= np.roll(np.roll(mask, dy, axis=0), dx, axis=1)
+    return grown
+
+
 def _suzanne():
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.mesh.primitive_monkey_add(location=(1.0, -2.0, 0.5), rotation=(0.3, 0.2, 1.0))
@@ -94,10 +103,7 @@ def test_transformed_object_maps_and_projections():
         assert (depth > 0).all()
         silhouette = view.face_ids >= 0
         # One pixel of slack: a vertex on the outline may fall just outside the raster.
-        grown = silhouette.copy()
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                grown |= np.roll(np.roll(silhouette, dy, axis=0), dx, axis=1)
+        grown = _grow(silhouette)
         columns, rows = np.floor(pixels).astype(int).T
         assert ((columns >= 0) & (columns < 96) & (rows >= 0) & (rows < 96)).all()
         assert grown[rows, columns].all()
@@ -207,3 +213,23 @@ def test_unknown_engine_raises():
         with render.ViewRenderer(obj, FAST.replace(render_engine="POVRAY")):
             pass
     assert _counts() == before
+
+
+def test_workbench_views_and_eevee_names():
+    obj = _suzanne()
+    config = FAST.replace(num_views=1, render_engine="BLENDER_WORKBENCH")
+    with render.ViewRenderer(obj, config) as renderer:
+        view = renderer.render_view(0)
+        _assert_maps_agree_with_ray_casting(renderer, [view])
+    inside = view.face_ids >= 0
+    # Workbench anti-aliases the outline: only pixels away from it are pure background.
+    assert view.image[inside].mean() < 230 and view.image[~_grow(inside)].min() >= 250
+    # Both EEVEE identifiers are accepted, whichever this Blender calls it.
+    scene = bpy.data.scenes.new("engine probe")
+    try:
+        for name in ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"):
+            used = render.set_engine(scene, name)
+            assert used in ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE")
+            assert scene.render.engine == used
+    finally:
+        bpy.data.scenes.remove(scene)

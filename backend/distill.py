@@ -1,0 +1,251 @@
+"""Forward and backward distillation (paper Sec. 3.2-3.4, Eq. 3-4).
+
+Forward: the student is trained on the knowledge units with the masked, confidence-weighted,
+class-balanced cross-entropy. Backward: once the moving average of the epoch loss settles
+(change < tau), every unit is re-scored by its agreement with the student (Eq. 4) and training
+continues with the new scores in place of the teacher's confidences.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.spatial import cKDTree
+
+from .config import PartDistillConfig
+from .contracts import KnowledgeUnits, ProgressFn
+from .student import DistillationHead, EdgeConvEncoder, knn_indices
+
+
+@dataclass
+class StudentData:
+    """One shape as the student sees it."""
+
+    points: np.ndarray  # (N, 3) float32
+    normals: np.ndarray  # (N, 3) float32
+    units: KnowledgeUnits  # D units over the N points
+    query_points: np.ndarray  # (P, 3) polygon centroids, where labels are read
+    query_normals: np.ndarray  # (P, 3)
+    query_present: np.ndarray  # (P,) bool
+    point_features: np.ndarray | None = None  # (N, E) float32
+    query_features: np.ndarray | None = None  # (P, E) float32
+
+
+@dataclass
+class TrainedStudent:
+    query_probs: list[np.ndarray]  # per shape (P, R) float32
+    point_probs: list[np.ndarray]  # per shape (N, R) float32
+    scores_before: list[np.ndarray]  # per shape (D,) mean teacher confidence of each unit
+    scores_after: list[np.ndarray | None]  # per shape (D,) Eq. 4 scores, None without backward
+    info: dict = field(default_factory=dict)
+
+
+def class_weights(units: list[KnowledgeUnits], num_parts: int, config: PartDistillConfig):
+    """Class-balance weights (R,) from how often each part is taught, as the official code does.
+
+    w = inverse part frequency over covered points; weight = log_b(w) + 1 clipped to [1, max],
+    with b = config.class_weight_base.
+    """
+    counts = np.zeros(num_parts)
+    for u in units:
+        np.add.at(counts, u.part, u.mask.sum(axis=1))
+    total = counts.sum()
+    if total == 0:
+        return np.ones(num_parts, np.float32)
+    frequency = np.where(counts > 0, counts / total, 1.0 / total)
+    weights = np.log(1.0 / frequency) / np.log(config.class_weight_base) + 1.0
+    return np.clip(weights, 1.0, config.class_weight_max).astype(np.float32)
+
+
+def unit_targets(units: KnowledgeUnits, num_parts: int, scores: np.ndarray | None = None):
+    """Per-point target weights of Eq. 3, summed over the units that cover each point.
+
+    targets (N, R): sum over units d covering point n of C^d_n on the unit's part; C^d_n is the
+    teacher's confidence, or the unit's backward-distillation score when ``scores`` (D,) is given.
+    coverage (N,): the number of units covering each point.
+    """
+    mask = units.mask.astype(np.float32)  # (D, N)
+    confidence = units.confidence if scores is None else mask * scores[:, None]
+    onehot = np.eye(num_parts, dtype=np.float32)[units.part]  # (D, R)
+    targets = np.einsum("dn,dr->nr", confidence, onehot)
+    return targets.astype(np.float32), mask.sum(axis=0)
+
+
+def distillation_loss(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    coverage: torch.Tensor,
+    weights: torch.Tensor,
+) -> torch.Tensor:
+    """Masked, confidence-weighted, class-balanced cross-entropy (Eq. 3, official normalisation).
+
+    log_probs (N, R) student log-probabilities; targets (N, R) and coverage (N,) from
+    ``unit_targets``; weights (R,) class weights. Each point's sum over its units is divided by
+    the number of units covering it; the loss is the mean over covered points.
+    """
+    covered = coverage > 0
+    if not bool(covered.any()):
+        return log_probs.sum() * 0.0
+    per_point = -(targets * weights * log_probs).sum(dim=1)
+    return (per_point[covered] / coverage[covered]).mean()
+
+
+def backward_rescore(units: KnowledgeUnits, student_parts: np.ndarray) -> np.ndarray:
+    """Eq. 4: the fraction of each unit's points where the student agrees with the unit's part.
+
+    student_parts (N,) argmax of the student -> (D,) float32 scores in [0, 1] (0 for a unit that
+    covers no point).
+    """
+    agree = (student_parts[None, :] == units.part[:, None]) & units.mask
+    size = units.mask.sum(axis=1)
+    return np.where(size > 0, agree.sum(axis=1) / np.maximum(size, 1), 0.0).astype(np.float32)
+
+
+def mean_unit_confidence(units: KnowledgeUnits) -> np.ndarray:
+    """(D,) the teacher's mean confidence over each unit's points (0 for an empty unit)."""
+    size = units.mask.sum(axis=1)
+    return (units.confidence.sum(axis=1) / np.maximum(size, 1)).astype(np.float32)
+
+
+def backward_due(epoch_losses: list[float], config: PartDistillConfig) -> bool:
+    """The moving-average rule of Sec. 3.3 (after at least ``backward_min_epochs`` epochs).
+
+    If it never fires, backward distillation still runs with ``backward_min_epochs`` epochs
+    left, so the re-scored knowledge is always learnt from.
+    """
+    epoch = len(epoch_losses)
+    if epoch < config.backward_min_epochs:
+        return False
+    if epoch >= config.epochs - config.backward_min_epochs:
+        return True
+    w = config.loss_average_window
+    if epoch < w + 1:
+        return False
+    now = float(np.mean(epoch_losses[-w:]))
+    before = float(np.mean(epoch_losses[-w - 1 : -1]))
+    return abs(now - before) < config.tau
+
+
+class _Shape:
+    """Tensors of one shape on the training device."""
+
+    def __init__(self, data: StudentData, num_parts: int, config, device):
+        self.data = data
+        self.features = torch.from_numpy(data.point_features).to(device)
+        self.query_features = torch.from_numpy(data.query_features).to(device)
+        self.num_parts = num_parts
+        self.device = device
+        self.set_scores(None)
+        self.neighbours = None
+        if config.encoder == "edgeconv":
+            pts = torch.from_numpy(data.points).to(device)
+            self.neighbours = knn_indices(pts, config.knn)
+            tree = cKDTree(data.points)
+            dist, idx = tree.query(data.query_points, k=3)
+            w = 1.0 / np.maximum(dist, 1e-9)
+            self.query_index = torch.from_numpy(idx).to(device)
+            self.query_weight = torch.from_numpy(w / w.sum(1, keepdims=True)).float().to(device)
+
+    def set_scores(self, scores):
+        targets, coverage = unit_targets(self.data.units, self.num_parts, scores)
+        self.targets = torch.from_numpy(targets).to(self.device)
+        self.coverage = torch.from_numpy(coverage).to(self.device)
+
+
+class Student(torch.nn.Module):
+    """Optional learnable encoder + distillation head, applied to one shape at a time."""
+
+    def __init__(self, in_features: int, num_parts: int, config: PartDistillConfig):
+        super().__init__()
+        self.encoder = EdgeConvEncoder(in_features) if config.encoder == "edgeconv" else None
+        width = self.encoder.out_features if self.encoder else in_features
+        self.head = DistillationHead(width, num_parts, config.head_hidden, config.head_layers)
+
+    def point_logits(self, shape: _Shape) -> torch.Tensor:
+        features = shape.features
+        if self.encoder is not None:
+            features = self.encoder(features, shape.neighbours)
+        return self.head(features)  # (N, R)
+
+    def query_logits(self, shape: _Shape) -> torch.Tensor:
+        features = shape.query_features
+        if self.encoder is not None:
+            encoded = self.encoder(shape.features, shape.neighbours)[:, features.shape[1] :]
+            neighbours = encoded[shape.query_index]  # (P, 3, C)
+            features = torch.cat(
+                [features, (shape.query_weight.unsqueeze(-1) * neighbours).sum(1)], dim=1
+            )
+        return self.head(features)  # (P, R)
+
+
+def train_student(
+    data: list[StudentData],
+    num_parts: int,
+    config: PartDistillConfig,
+    device: torch.device,
+    progress: ProgressFn | None = None,
+) -> TrainedStudent:
+    """Align one student to the knowledge of one shape (TTA) or of several (pre-alignment)."""
+    progress = progress or (lambda stage, fraction: None)
+    torch.manual_seed(config.seed)
+    shapes = [_Shape(d, num_parts, config, device) for d in data]
+    weights = torch.from_numpy(class_weights([d.units for d in data], num_parts, config))
+    weights = weights.to(device)
+    student = Student(shapes[0].features.shape[1], num_parts, config).to(device)
+    optimiser = torch.optim.Adam(
+        student.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    total_steps = config.epochs * config.steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)),
+    )
+    batch = max(1, min(config.collection_batch_size, len(shapes)))
+    epoch_losses: list[float] = []
+    backward_epoch = None
+    scores_after: list = [None] * len(shapes)
+    step = 0
+    for epoch in range(config.epochs):
+        losses = []
+        for _ in range(config.steps_per_epoch):
+            chosen = [shapes[(step * batch + i) % len(shapes)] for i in range(batch)]
+            loss = sum(
+                distillation_loss(
+                    F.log_softmax(student.point_logits(s), dim=1), s.targets, s.coverage, weights
+                )
+                for s in chosen
+            ) / len(chosen)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+            step += 1
+        epoch_losses.append(float(np.mean(losses)))
+        progress("student", (epoch + 1) / config.epochs)
+        if (
+            config.mode == "distill"
+            and backward_epoch is None
+            and backward_due(epoch_losses, config)
+        ):
+            backward_epoch = epoch + 1
+            with torch.no_grad():
+                for i, s in enumerate(shapes):
+                    parts = student.point_logits(s).argmax(dim=1).cpu().numpy()
+                    scores_after[i] = backward_rescore(s.data.units, parts)
+                    s.set_scores(scores_after[i])
+
+    with torch.no_grad():
+        query_probs = [F.softmax(student.query_logits(s), 1).float().cpu().numpy() for s in shapes]
+        point_probs = [F.softmax(student.point_logits(s), 1).float().cpu().numpy() for s in shapes]
+    return TrainedStudent(
+        query_probs=query_probs,
+        point_probs=point_probs,
+        scores_before=[mean_unit_confidence(d.units) for d in data],
+        scores_after=scores_after,
+        info={"epoch_losses": epoch_losses, "backward_epoch": backward_epoch},
+    )

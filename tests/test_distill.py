@@ -1,0 +1,120 @@
+"""Forward and backward distillation (Eq. 3-4) on cases with a known answer."""
+
+import math
+
+import numpy as np
+import torch
+from synthetic import grid_planes, polygon_centres_x, top_view
+
+from partdistill.backend.config import PartDistillConfig
+from partdistill.backend.contracts import KnowledgeUnits, ObjectInfo
+from partdistill.backend.distill import (
+    backward_due,
+    backward_rescore,
+    class_weights,
+    distillation_loss,
+    unit_targets,
+)
+from partdistill.backend.pipeline import segment
+
+
+def _tiny_units():
+    """3 points, 2 parts; unit 0 (part 0) covers points 0, 1; unit 1 (part 1) covers 1, 2."""
+    probs = np.zeros((2, 3, 2), np.float32)
+    probs[0, 0] = [0.8, 0.2]
+    probs[0, 1] = [0.6, 0.4]
+    probs[1, 1] = [0.3, 0.7]
+    probs[1, 2] = [0.1, 0.9]
+    mask = np.array([[1, 1, 0], [0, 1, 1]], bool)
+    return KnowledgeUnits(probs=probs, mask=mask, part=np.array([0, 1]), view=np.array([0, 0]))
+
+
+def test_loss_equals_hand_computed_value():
+    units = _tiny_units()
+    q = np.array([[0.7, 0.3], [0.5, 0.5], [0.2, 0.8]])  # the student's probabilities
+    w = np.array([1.0, 2.0])  # class weights
+    targets, coverage = unit_targets(units, 2)
+    loss = distillation_loss(
+        torch.tensor(np.log(q)), torch.tensor(targets), torch.tensor(coverage), torch.tensor(w)
+    )
+    # point 0: one unit (part 0, C = 0.8); point 1: two units, so their sum is halved;
+    # point 2: one unit (part 1, C = 0.9); then the mean over the three covered points.
+    point0 = 0.8 * 1.0 * -math.log(0.7)
+    point1 = (0.6 * 1.0 * -math.log(0.5) + 0.7 * 2.0 * -math.log(0.5)) / 2
+    point2 = 0.9 * 2.0 * -math.log(0.8)
+    assert abs(float(loss) - (point0 + point1 + point2) / 3) < 1e-6
+
+
+def test_uncovered_points_do_not_count():
+    units = _tiny_units()
+    units.mask[:, 2] = False
+    targets, coverage = unit_targets(units, 2)
+    q = torch.log(torch.tensor([[0.7, 0.3], [0.5, 0.5], [0.01, 0.99]]))
+    loss = distillation_loss(q, torch.tensor(targets), torch.tensor(coverage), torch.ones(2))
+    point1 = (0.6 * -math.log(0.5) + 0.7 * -math.log(0.5)) / 2
+    expected = (0.8 * -math.log(0.7) + point1) / 2  # point 2 is covered by no unit
+    assert abs(float(loss) - expected) < 1e-6
+
+
+def test_class_weights_follow_the_official_rule():
+    units = _tiny_units()
+    units.mask[1, 1] = False  # part 0 taught on 2 points, part 1 on 1: frequencies 2/3, 1/3
+    weights = class_weights([units], 3, PartDistillConfig())
+    assert abs(weights[0] - max(1.0, math.log(1.5, 4) + 1)) < 1e-6
+    assert abs(weights[1] - (math.log(3, 4) + 1)) < 1e-6
+    rare = class_weights([units], 2, PartDistillConfig(class_weight_max=1.5))
+    assert rare[1] == 1.5, "clipped to the maximum"
+
+
+def test_rescore_is_the_agreement_with_the_student():
+    units = _tiny_units()
+    scores = backward_rescore(units, np.array([0, 1, 1]))
+    np.testing.assert_allclose(scores, [0.5, 1.0])
+    targets, _ = unit_targets(units, 2, scores)
+    np.testing.assert_allclose(targets, [[0.5, 0], [0.5, 1.0], [0, 1.0]])
+
+
+def test_backward_fires_when_the_moving_average_settles():
+    config = PartDistillConfig(epochs=25, backward_min_epochs=5, loss_average_window=3, tau=0.01)
+    falling = [1.0, 0.8, 0.6, 0.4, 0.3, 0.2]
+    assert not backward_due(falling, config)
+    settled = falling + [0.2, 0.2, 0.2]
+    assert backward_due(settled, config)
+    assert not backward_due([0.2] * 4, config), "never before backward_min_epochs"
+    assert backward_due([1.0, 0.5] * 10, config), "forced with backward_min_epochs left"
+
+
+class _PlantedTeacher:
+    """Perfect halves in three views of the same top camera; a wrong blob in the fourth."""
+
+    kind = "pixel"
+
+    def predict(self, views):
+        out = []
+        for i, view in enumerate(views):
+            h, w = view.face_ids.shape
+            probs = np.zeros((h, w, 2), np.float32)
+            probs[:, : w // 2] = [0.9, 0.1]
+            probs[:, w // 2 :] = [0.1, 0.9]
+            if i == 3:
+                probs[20:60, 80:120] = [0.95, 0.05]  # "part 0" planted on part 1's side
+            probs[view.face_ids < 0] = 0
+            out.append(probs)
+        return out
+
+
+def test_planted_wrong_unit_is_scored_down_and_overruled():
+    planes = [(0.0, 1.0, 1.0, 0.0)]
+    geometry = grid_planes(24, planes)
+    views = [top_view(24, planes, 128)] * 4
+    truth = (polygon_centres_x(geometry) > 0.5).astype(int)
+    config = PartDistillConfig(num_points=1024, epochs=15, steps_per_epoch=8, seed=0)
+    result = segment(geometry, views, _PlantedTeacher(), ["a", "b"], config, ObjectInfo())
+    before, after = result.unit_scores_before, result.unit_scores_after
+    planted = int(np.argmax(before))  # the most confident unit (0.95) is the planted one
+    assert before[planted] > 0.9
+    assert after[planted] < 0.3, after
+    others = np.delete(after, planted)
+    assert (others > 0.9).all(), after
+    assert result.info["backward_epoch"] is not None
+    assert (result.face_labels == truth).mean() > 0.95
