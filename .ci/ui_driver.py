@@ -60,8 +60,8 @@ def report():
     slots = [s.material.name for s in obj.material_slots if s.material]
     state = {
         "sequence": sequence,
-        # ui_test.sh finds the Segment Parts button by hovering and pressing Ctrl+C
-        # (Ctrl+C over an operator button copies its Python command), then reading the clipboard here.
+        # ui_test.sh finds Segment Parts by hovering and pressing Ctrl+C, which copies the
+        # Python command of the operator button under the mouse; it is read back here.
         "clipboard": bpy.context.window_manager.clipboard,
         # X screens count rows from the top, Blender's windows from the bottom.
         "sidebar": {

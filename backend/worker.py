@@ -49,6 +49,7 @@ from .config import PartDistillConfig
 from .contracts import (
     MeshGeometry,
     ObjectInfo,
+    ObjectInput,
     Segmentation,
     SegmentationCancelled,
     TeacherUnavailable,
@@ -165,8 +166,6 @@ def write_request(
 
 def read_request(folder):
     """(objects, parts, config, teacher_options) from a request folder."""
-    from .pipeline import ObjectInput
-
     folder = pathlib.Path(folder)
     request = json.loads((folder / REQUEST_JSON).read_text())
     objects = []
