@@ -137,7 +137,8 @@ if want ui; then
   XVFB_PID=$!
   sleep 2
   DISPLAY_VAR=DISPLAY=:99 in_chroot bash "$REPO/.ci/ui_test.sh" "$SCENE" "$OUT" 2>&1 | tee "$OUT/ui.log" | tail -5
-  "$PYTHON" "$REPO/.ci/check_screenshot.py" "$OUT/panel.png"
+  in_chroot python3 "$REPO/.ci/check_screenshot.py" "$OUT/panel.png" "$OUT/ui_tab.png" \
+    "$OUT/ui_state.json" 3
 fi
 
 log "all steps passed in $(( $(date +%s) - STARTED )) s"

@@ -34,6 +34,9 @@ def prepare():
     space.show_region_ui = True
     space.shading.type = "SOLID"
     space.shading.color_type = "MATERIAL"  # the part colours are material colours
+    # No grid, axes, outline or gizmos: the red and green axes would pass for part colours.
+    space.overlay.show_overlays = False
+    space.show_gizmo = False
     obj = bpy.data.objects["Chair"]
     bpy.context.view_layer.objects.active = obj
     obj.select_set(True)
@@ -49,6 +52,16 @@ def prepare():
     with bpy.context.temp_override(window=window, area=area, region=region):
         bpy.ops.view3d.view_selected()
     bpy.app.timers.register(report, first_interval=REPORT_INTERVAL_S)
+
+
+def canvas(window, area):
+    regions = {r.type: r for r in area.regions}
+    tools, sidebar = regions["TOOLS"], regions["UI"]
+    headers = [regions[t] for t in ("HEADER", "TOOL_HEADER") if t in regions]
+    top = max(window.height - r.y for r in headers) if headers else window.height - area.y
+    top = max(top, window.height - (area.y + area.height))
+    left = tools.x + tools.width if tools.width > 1 else area.x
+    return {"x": left, "y": top, "width": sidebar.x - left, "height": window.height - area.y - top}
 
 
 def report():
@@ -77,6 +90,9 @@ def report():
             "height": area.height,
         },
         "window": {"width": window.width, "height": window.height},
+        # Where the object is drawn: the viewport right of the toolbar, under the headers,
+        # left of the sidebar (the regions overlap the main region of the viewport).
+        "canvas": canvas(window, area),
         "tab": getattr(sidebar, "active_panel_category", ""),
         "running": bool(bpy.context.scene.partdistill.is_running),
         "progress": bpy.context.scene.partdistill.progress_text,
