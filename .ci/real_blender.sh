@@ -46,7 +46,7 @@ if want setup && [ ! -x "$CHROOT/usr/bin/blender" ]; then
   chroot "$CHROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive bash -c \
     "apt-get update -q && apt-get install -y -q --no-install-recommends $PACKAGES" >"$OUT/apt.log"
   ln -sf /proc/self/mounts "$CHROOT/etc/mtab"  # Blender asks for the mounted file systems
-  umount "$CHROOT/proc"
+  umount -l "$CHROOT/proc"  # lazily: apt may leave a helper running in the chroot
   log "chroot ready in $(( $(date +%s) - STARTED )) s"
 fi
 [ -x "$CHROOT/usr/bin/blender" ] || { echo "no Blender in $CHROOT: run the setup step" >&2; exit 1; }

@@ -19,7 +19,6 @@ import os
 import pathlib
 import shutil
 import subprocess
-import sys
 import tempfile
 
 from ..backend.config import PartDistillConfig
@@ -142,14 +141,9 @@ def candidate_pythons() -> list[str]:
     names += [shutil.which(n) or "" for n in ("python3", "python")]
     seen, found = set(), []
     for name in names:
-        if (
-            name
-            and os.path.isfile(name)
-            and os.path.realpath(name) != os.path.realpath(sys.executable)
-        ):
-            if os.path.realpath(name) not in seen:
-                seen.add(os.path.realpath(name))
-                found.append(name)
+        if name and os.path.isfile(name) and os.path.realpath(name) not in seen:
+            seen.add(os.path.realpath(name))
+            found.append(name)
     return found
 
 

@@ -51,10 +51,50 @@ COMPUTE_PACKAGES = ("scipy", "transformers", "tokenizers", "safetensors", "huggi
 TORCH_PACKAGES = ("torch",)
 SHIPPED_BY_BLENDER = {"numpy"}
 
-# Everything the staged copy must not carry (the manifest's [build] exclusions do the rest).
+# Outside a git checkout, what the staged copy must not carry (the manifest's [build]
+# exclusions do the rest). In a checkout, only the files git knows are copied.
 STAGE_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".chroot", "dist", "build", "out", "wheels", "__pycache__", "*.zip"
+    ".git", ".venv", ".chroot*", "dist", "build", "out", "wheels", "__pycache__", "*.zip"
 )
+
+
+def source_files(root: pathlib.Path) -> list[str] | None:
+    """Files of the checkout (tracked, or new and not ignored), relative; None outside git.
+
+    Copying only these keeps build outputs, virtual environments and CI chroots (which may
+    have /proc mounted in them) out of the staged copy.
+    """
+    try:
+        listed = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(root),
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return [f for f in listed.decode().split("\0") if f and (root / f).is_file()]
+
+
+def stage_source(root: pathlib.Path, stage: pathlib.Path) -> None:
+    """Copy the extension's source into ``stage`` (replaced), without build outputs."""
+    shutil.rmtree(stage, ignore_errors=True)
+    files = source_files(root)
+    if files is None:
+        shutil.copytree(root, stage, ignore=STAGE_IGNORE, symlinks=True)
+        return
+    for name in files:
+        target = stage / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target)
 
 
 def pinned_requirements(names: tuple[str, ...]) -> list[str]:
@@ -173,8 +213,7 @@ def main(argv=None) -> int:
         source = ROOT
     else:
         source = work / "stage"
-        shutil.rmtree(source, ignore_errors=True)
-        shutil.copytree(ROOT, source, ignore=STAGE_IGNORE)
+        stage_source(ROOT, source)
     wheels_dir = source / "wheels"
     shutil.rmtree(wheels_dir, ignore_errors=True)
     wheels_dir.mkdir()
