@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 MODES = ("direct", "forward", "distill")
 ENCODERS = ("geometric", "edgeconv")
-RENDER_ENGINES = ("CYCLES", "BLENDER_WORKBENCH", "BLENDER_EEVEE_NEXT")
+# Blender 5.0 renamed BLENDER_EEVEE_NEXT back to BLENDER_EEVEE; both are accepted.
+RENDER_ENGINES = ("CYCLES", "BLENDER_WORKBENCH", "BLENDER_EEVEE_NEXT", "BLENDER_EEVEE")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # (elevation, azimuth) in degrees of the 10 views PartSLIP renders, also used by PartDistill.

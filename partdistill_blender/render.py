@@ -116,8 +116,8 @@ class ViewRenderer:
     def _build(self) -> None:
         config = self.config
         self._temp_dir = tempfile.mkdtemp(prefix="partdistill_render_")
-        num_polygons = len(self.obj.data.polygons)
         baked = self._track(bpy.data.meshes, baked_evaluated_mesh(self.obj, self.depsgraph))
+        num_polygons = len(self.obj.data.polygons)  # after the bake checked it is a mesh
         self.geometry = mesh_geometry(baked, num_polygons)
         self._num_polygons = num_polygons
 

@@ -101,20 +101,15 @@ def _face_attribute(mesh, name: str, data_type: str):
 
 
 def _polygon_of_loops(mesh) -> tuple[np.ndarray, np.ndarray]:
-    """(L,) vertex index and (L,) polygon index of every loop."""
+    """(L,) vertex index and (L,) polygon index of every loop.
+
+    A polygon's loops are contiguous and polygons list them in order (Blender's face offsets).
+    """
     loop_vertices = np.empty(len(mesh.loops), dtype=np.int32)
     mesh.loops.foreach_get("vertex_index", loop_vertices)
     totals = np.empty(len(mesh.polygons), dtype=np.int32)
     mesh.polygons.foreach_get("loop_total", totals)
-    starts = np.empty(len(mesh.polygons), dtype=np.int32)
-    mesh.polygons.foreach_get("loop_start", starts)
-    loop_polygons = np.empty(len(mesh.loops), dtype=np.int32)
-    # Loops of polygon p are starts[p] .. starts[p] + totals[p] - 1.
-    loop_polygons[:] = -1
-    order = np.repeat(np.arange(len(totals)), totals)
-    offsets = np.arange(len(order)) - np.repeat(np.cumsum(totals) - totals, totals)
-    loop_polygons[np.repeat(starts, totals) + offsets] = order
-    return loop_vertices, loop_polygons
+    return loop_vertices, np.repeat(np.arange(len(totals), dtype=np.int32), totals)
 
 
 def write_segmentation(obj, parts, face_labels, face_confidence) -> None:
@@ -132,6 +127,9 @@ def write_segmentation(obj, parts, face_labels, face_confidence) -> None:
     previous = np.empty(count, dtype=np.int32)
     mesh.polygons.foreach_get("material_index", previous)
     previous_slot_count = len(mesh.materials)
+    # Blender stores no material_index attribute while every index is 0; setting indices
+    # creates it, so clearing must remove it again for the mesh to be exactly as before.
+    had_material_index = "material_index" in mesh.attributes
     previous_active_group = obj.vertex_groups.active_index
 
     colors = part_colors(len(parts))
@@ -164,6 +162,7 @@ def write_segmentation(obj, parts, face_labels, face_confidence) -> None:
             "first_slot": previous_slot_count,
             "previous_slot_count": previous_slot_count,
             "previous_active_group": previous_active_group,
+            "had_material_index": had_material_index,
         }
     )
     mesh.update()
@@ -233,6 +232,9 @@ def clear_segmentation(obj) -> bool:
             removed.append(mesh.materials.pop(index=slot))
     if previous is not None:
         mesh.polygons.foreach_set("material_index", previous)
+        stored = mesh.attributes.get("material_index")
+        if not info.get("had_material_index", True) and stored is not None and not previous.any():
+            mesh.attributes.remove(stored)
 
     for name in info["groups"]:
         group = obj.vertex_groups.get(name)

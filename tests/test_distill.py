@@ -4,8 +4,6 @@ import math
 
 import numpy as np
 import torch
-from synthetic import grid_planes, polygon_centres_x, top_view
-
 from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import KnowledgeUnits, ObjectInfo
 from partdistill.backend.distill import (
@@ -16,6 +14,7 @@ from partdistill.backend.distill import (
     unit_targets,
 )
 from partdistill.backend.pipeline import segment
+from synthetic import grid_planes, polygon_centres_x, top_view
 
 
 def _tiny_units():

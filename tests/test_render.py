@@ -233,3 +233,18 @@ def test_workbench_views_and_eevee_names():
             assert scene.render.engine == used
     finally:
         bpy.data.scenes.remove(scene)
+
+
+def test_non_mesh_and_edit_mode_objects_are_refused():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    camera = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    bpy.context.collection.objects.link(camera)
+    with pytest.raises(ValueError, match="'Cam' is a camera object, not a mesh object"):
+        with render.ViewRenderer(camera, FAST):
+            pass
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    bpy.ops.object.mode_set(mode="EDIT")
+    with pytest.raises(ValueError, match="Edit Mode"):
+        render.render_views(cube, FAST)
+    bpy.ops.object.mode_set(mode="OBJECT")

@@ -3,7 +3,7 @@
 import bpy
 import numpy as np
 import pytest
-from partdistill.partdistill_blender import writeback
+from partdistill.partdistill_blender import palette, writeback
 
 PARTS = ["back", "seat", "leg"]
 
@@ -142,6 +142,7 @@ def test_clear_restores_exactly():
 
 def test_clear_on_plain_mesh_and_shared_material_kept():
     obj = _grid_object("A", with_user_state=False)
+    attributes_before = sorted(a.name for a in obj.data.attributes)
     other_mesh = obj.data.copy()
     other = bpy.data.objects.new("B", other_mesh)
     bpy.context.collection.objects.link(other)
@@ -151,6 +152,8 @@ def test_clear_on_plain_mesh_and_shared_material_kept():
     assert len([m for m in bpy.data.materials if m.name.startswith("PartDistill")]) == 3
     writeback.clear_segmentation(obj)
     assert len(obj.data.materials) == 0
+    # Including no leftover "material_index" attribute, which Blender omits while all are 0.
+    assert sorted(a.name for a in obj.data.attributes) == attributes_before
     assert len(obj.vertex_groups) == 0
     # Still used by B: kept.
     assert "PartDistill back" in bpy.data.materials
@@ -193,3 +196,13 @@ def test_invalid_input_raises_before_changing_anything(parts, labels, confidence
     assert np.array_equal(after.pop("material_indices"), before.pop("material_indices"))
     assert after == before
     assert np.array_equal(writeback.read_segmentation(obj)["face_labels"], good_labels)
+
+
+def test_part_colours_distinct_and_deterministic():
+    colours = palette.part_colors(40)
+    assert colours == palette.part_colors(40) and palette.part_colors(3) == colours[:3]
+    rgb = np.array(colours)[:, :3]
+    assert np.all((rgb >= 0) & (rgb <= 1)) and np.all(np.array(colours)[:, 3] == 1.0)
+    gaps = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1) + 10 * np.eye(40)
+    assert gaps[:10, :10].min() > 0.2  # the hand-picked ones are clearly different
+    assert gaps.min() > 0.02  # and no two of 40 are the same colour
