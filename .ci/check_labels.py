@@ -8,7 +8,9 @@ import sys
 
 import numpy as np
 
-MIN_ACCURACY = 0.9  # the simulated teacher sees the truth; the student may blur part borders
+# The simulated teacher errs as VLMs do (misses, confusions), so not every face can be right;
+# 0.8 is well above always answering the largest part ("leg": 384 of 576 faces = 0.67).
+MIN_ACCURACY = 0.8
 
 labels_path, truth_path = sys.argv[1:3]
 truth = json.load(open(truth_path))

@@ -120,7 +120,7 @@ if want batch; then
   rm -f "$OUT/labels.json" "$OUT/labelled.blend"
   in_chroot $BLENDER --background "$SCENE" --python-exit-code 1 \
     --python "$REPO/partdistill_blender/batch.py" -- \
-    --parts "seat,back,leg" --teacher simulated \
+    --objects Chair --parts "seat,back,leg" --teacher simulated \
     --ground-truth attribute:partdistill_ground_truth --views 6 --resolution 128 \
     --points 1024 --seed 0 --labels-out "$OUT/labels.json" --output "$OUT/labelled.blend" \
     2>&1 | tee "$OUT/batch.log" | tail -5

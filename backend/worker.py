@@ -148,8 +148,13 @@ def write_request(
                 "has_face_labels": obj.info.face_labels is not None,
             }
         )
+    options = dict(teacher_options or {})
+    # A teacher may be given the run's configuration as an option; it crosses as the config.
+    config_option = isinstance(options.get("config"), PartDistillConfig)
+    if config_option:
+        del options["config"]
     try:
-        options_json = json.loads(json.dumps(dict(teacher_options or {})))
+        options_json = json.loads(json.dumps(options))
     except TypeError as exc:
         raise ValueError(
             f"teacher options must be plain values to run in another Python: {exc}"
@@ -158,6 +163,7 @@ def write_request(
         "parts": list(parts),
         "config": config_to_dict(config),
         "teacher_options": options_json,
+        "teacher_gets_config": config_option,
         "objects": entries,
     }
     _save_npz(folder / REQUEST_NPZ, arrays)
@@ -193,7 +199,10 @@ def read_request(folder):
             )
             objects.append(ObjectInput(geometry, views, info))
     config = config_from_dict(request["config"])
-    return objects, request["parts"], config, request["teacher_options"]
+    options = dict(request["teacher_options"])
+    if request.get("teacher_gets_config"):
+        options["config"] = config
+    return objects, request["parts"], config, options
 
 
 def write_result(folder, segmentations: list[Segmentation]) -> None:

@@ -40,7 +40,13 @@ _torch_in_blender: bool | None = None
 
 
 def get_teacher(spec: str, parts: list[str], options: dict):
-    """The teacher for these part names, built once per process and reused across objects."""
+    """The teacher for these part names, built once per process and reused across objects.
+
+    None when the compute half runs in another Python (the teacher is built there, per run);
+    raises TeacherUnavailable at once when there is no Python with torch at all.
+    """
+    if compute_python() is not None:
+        return None
     from ..backend.teachers import build_teacher
 
     key = (spec, tuple(parts), tuple(sorted((k, repr(v)) for k, v in options.items())))
@@ -64,17 +70,25 @@ def segment_objects(
     Raises TeacherUnavailable with a user-facing message when no Python with torch is found.
     """
     options = dict(teacher_options or {})
-    python = configured_python()
-    if teacher is None and (python or not torch_in_blender()):
-        python = python or find_python_with_torch()
-        if python is None:
-            raise TeacherUnavailable(NO_TORCH_MESSAGE)
-        return segment_out_of_process(python, objects, parts, config, options, progress)
+    if teacher is None:
+        python = compute_python()
+        if python is not None:
+            return segment_out_of_process(python, objects, parts, config, options, progress)
     from ..backend.pipeline import segment_collection
 
     if teacher is None:
         teacher = get_teacher(config.teacher, parts, options)
     return segment_collection(objects, teacher, parts, config, progress)
+
+
+def compute_python() -> str | None:
+    """The Python to run the compute half in, or None to run it in this one (see above)."""
+    python = configured_python()
+    if python is None and not torch_in_blender():
+        python = find_python_with_torch()
+        if python is None:
+            raise TeacherUnavailable(NO_TORCH_MESSAGE)
+    return python
 
 
 def configured_python() -> str | None:
@@ -204,6 +218,7 @@ def segment_out_of_process(
 
 __all__ = [
     "SegmentationCancelled",
+    "compute_python",
     "configured_python",
     "find_python_with_torch",
     "get_teacher",

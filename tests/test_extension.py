@@ -150,9 +150,10 @@ def test_worker_gives_the_same_labels_as_in_process():
 def test_request_and_result_cross_the_process_boundary_exactly(tmp_path):
     objects, parts, config, truth = _grid_problem()
     config = config.replace(view_angles=((5.0, 10.0), (20.0, 30.0)), prompt_templates=("a {part}",))
-    worker.write_request(tmp_path, objects, parts, config, {"kind": "box", "seed": 3})
-    read_objects, read_parts, read_config, options = worker.read_request(tmp_path)
-    assert read_config == config and read_parts == parts and options == {"kind": "box", "seed": 3}
+    options = {"kind": "box", "seed": 3, "config": config}
+    worker.write_request(tmp_path, objects, parts, config, options)
+    read_objects, read_parts, read_config, read_options = worker.read_request(tmp_path)
+    assert read_config == config and read_parts == parts and read_options == options
     g, h = objects[0].geometry, read_objects[0].geometry
     for key in ("vertices", "triangles", "triangle_polygons"):
         assert np.array_equal(getattr(g, key), getattr(h, key))
