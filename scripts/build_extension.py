@@ -34,13 +34,15 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-# Blender platform -> pip platform tags accepted for it. Blender 4.2+ needs glibc 2.28 and
-# macOS 11.2, so newer wheels than these would not load in it.
+# Blender platform -> pip platform tags accepted for it (pip also accepts older macOS tags).
+# Blender 4.2+ needs glibc 2.28, so Linux wheels newer than that would not load in it. On macOS
+# the pinned scipy ships only wheels for newer systems than Blender's minimum (11.2), so the
+# macOS zips need the macOS version their wheels name (see docs/INSTALL.md).
 PIP_PLATFORMS = {
     "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
     "windows-x64": ["win_amd64"],
-    "macos-arm64": ["macosx_11_0_arm64"],
-    "macos-x64": ["macosx_11_0_x86_64", "macosx_10_15_x86_64", "macosx_10_9_x86_64"],
+    "macos-arm64": ["macosx_14_0_arm64"],
+    "macos-x64": ["macosx_14_0_x86_64"],
 }
 
 # Blender's Python: 3.11 in Blender 4.2-5.0, 3.13 from 5.1.
