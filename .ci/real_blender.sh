@@ -10,7 +10,8 @@
 #               compute half in this Python (PARTDISTILL_PYTHON): the venv and its base
 #               interpreter are bind-mounted into the chroot at the same paths.
 # --out DIR     results: zip, scene, labels, screenshot, logs (default <repo>/out/real_blender)
-# --steps LIST  comma list of setup,build,validate,install,scene,batch,ui (default: all)
+# --steps LIST  comma list of setup,build,validate,install,scene,batch,ui,uninstall
+#               (default: all)
 #
 # Needs root (debootstrap, chroot, mount). Every step fails loudly; mounts are undone on exit.
 set -euo pipefail
@@ -19,7 +20,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CHROOT=$REPO/.chroot
 PYTHON=$REPO/.venv/bin/python
 OUT=$REPO/out/real_blender
-STEPS=setup,build,validate,install,scene,batch,ui
+STEPS=setup,build,validate,install,scene,batch,ui,uninstall
 while [ $# -gt 0 ]; do
   case "$1" in
     --chroot) CHROOT=$(realpath -m "$2"); shift 2 ;;
@@ -139,6 +140,13 @@ if want ui; then
   DISPLAY_VAR=DISPLAY=:99 in_chroot bash "$REPO/.ci/ui_test.sh" "$SCENE" "$OUT" 2>&1 | tee "$OUT/ui.log" | tail -5
   in_chroot python3 "$REPO/.ci/check_screenshot.py" "$OUT/panel.png" "$OUT/ui_tab.png" \
     "$OUT/ui_state.json" 3
+fi
+
+# ---------------------------------------------------------------- uninstall, as the README says
+if want uninstall; then
+  log "extension remove"
+  in_chroot blender --command extension remove user_default.partdistill 2>&1 | tee "$OUT/remove.log"
+  [ ! -e "$BUR/extensions/user_default/partdistill" ] || { echo "the extension is still installed"; exit 1; }
 fi
 
 log "all steps passed in $(( $(date +%s) - STARTED )) s"
