@@ -22,7 +22,7 @@ SX=$(state "['sidebar']['x']"); SY=$(state "['sidebar']['y']")
 SW=$(state "['sidebar']['width']"); SH=$(state "['sidebar']['height']")
 fresh() {  # wait until the driver has written two states since now
   local start; start=$(state "['sequence']")
-  for _ in $(seq 50); do [ "$(state "['sequence']")" -ge $((start + 2)) ] && return 0; sleep 0.1; done
+  for _ in $(seq 100); do [ "$(state "['sequence']")" -ge $((start + 2)) ] && return 0; sleep 0.1; done
   echo "the driver stopped reporting"; exit 1
 }
 TAB_X=$((SX + SW - 12))
@@ -50,7 +50,7 @@ done
 echo "Segment Parts at $BUTTON_X,$FOUND: press it"
 xdotool mousemove "$BUTTON_X" "$FOUND" click 1
 STARTED=$(date +%s)
-TIMEOUT_S=300
+TIMEOUT_S=480  # 25-30 s on an idle 2-core machine, 204 s measured under heavy load
 while [ $(( $(date +%s) - STARTED )) -lt $TIMEOUT_S ]; do
   fresh
   [ "$(state "['segmented']")" = "True" ] && break
