@@ -73,6 +73,18 @@ class Teacher(Protocol):
 
 
 @dataclass
+class ObjectInput:
+    """One object to segment: its geometry, its views and what the teacher may know of it.
+
+    Here, not in pipeline, so that the Blender half can build it without importing torch.
+    """
+
+    geometry: MeshGeometry
+    views: list[View]
+    info: ObjectInfo
+
+
+@dataclass
 class KnowledgeUnits:
     """D teacher knowledge units on N points (paper Eq. 2): k^d = (Y^d, M^d)."""
 

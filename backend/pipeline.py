@@ -7,7 +7,6 @@ segment_collection(objects, teacher, parts, config)         one student over sev
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from .config import PartDistillConfig
 from .contracts import (
     MeshGeometry,
     ObjectInfo,
+    ObjectInput,
     ProgressFn,
     Segmentation,
     View,
@@ -25,15 +25,6 @@ from .features import compute_point_features
 from .knowledge import extract_knowledge_units
 from .labels import direct_vote, label_polygons
 from .sampling import polygon_centroids, sample_surface_points
-
-
-@dataclass
-class ObjectInput:
-    """One object to segment: its geometry, its views and what the teacher may know of it."""
-
-    geometry: MeshGeometry
-    views: list[View]
-    info: ObjectInfo
 
 
 def _no_progress(stage: str, fraction: float) -> None:

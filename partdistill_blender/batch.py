@@ -33,9 +33,8 @@ else:
     import numpy as np
 
     from ..backend.config import MODES, PartDistillConfig, parse_part_names
-    from ..backend.contracts import ObjectInfo, TeacherUnavailable
+    from ..backend.contracts import ObjectInfo, ObjectInput, TeacherUnavailable
     from ..backend.groundtruth import map_part_names, read_psb_labels
-    from ..backend.pipeline import ObjectInput
     from ..backend.teachers import BUILTIN_TEACHERS
     from . import compute, writeback
     from .demo import GROUND_TRUTH_ATTRIBUTE, build_demo_chair, render_preview_png

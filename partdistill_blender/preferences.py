@@ -57,6 +57,15 @@ class PARTDISTILL_AP_preferences(bpy.types.AddonPreferences):
         default=DEFAULTS["allow_downloads"],
     )
 
+    python_path: StringProperty(
+        name="Python with torch",
+        description="A Python whose environment has torch, scipy and transformers (e.g. a CUDA "
+        "environment). When set, the compute half runs in it, out of Blender's process. Empty: "
+        "Blender's own Python if it has torch, else one found on this machine",
+        subtype="FILE_PATH",
+        default="",
+    )
+
     def effective_cache_dir(self) -> str:
         return bpy.path.abspath(self.cache_dir) if self.cache_dir else extension_user_dir("cache")
 
@@ -69,6 +78,7 @@ class PARTDISTILL_AP_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "model")
         layout.prop(self, "device")
         layout.prop(self, "cache_dir")
+        layout.prop(self, "python_path")
         row = layout.row()
         row.prop(self, "allow_downloads")
         if self.allow_downloads and not bpy.app.online_access:

@@ -124,7 +124,7 @@ class SegmentJob:
 
     def _render(self, objects):
         """Generator: renders one view per next(); closing it closes the open renderer."""
-        from ..backend.pipeline import ObjectInput
+        from ..backend.contracts import ObjectInput
         from .render import ViewRenderer
 
         total = len(objects) * self.config.num_views
