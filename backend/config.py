@@ -84,6 +84,10 @@ class PartDistillConfig:
     collection_batch_size: int = 16  # shapes per step in pre-alignment (Sec. 3.5)
 
     # --- class balance (official code: log10(w)/log10(4) + 1, clipped to [1, 4]) ---
+    # "collection": on for pre-alignment, where part frequencies come from many shapes; off for
+    # one shape, where they come from that shape's noisy units. Measured on the PSB dev meshes
+    # (simulated teacher, distill, 2 shapes per category): 65.5 mIoU off vs 63.0 on, per shape.
+    class_balance: str = "collection"  # "collection", "always" or "never"
     class_weight_base: float = 4.0
     class_weight_max: float = 4.0
 
@@ -104,6 +108,10 @@ class PartDistillConfig:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {self.encoder!r}")
+        if self.class_balance not in ("collection", "always", "never"):
+            raise ValueError(
+                f"class_balance must be collection, always or never, not {self.class_balance!r}"
+            )
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
         if self.render_engine not in RENDER_ENGINES:

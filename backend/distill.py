@@ -193,7 +193,12 @@ def train_student(
     progress = progress or (lambda stage, fraction: None)
     torch.manual_seed(config.seed)
     shapes = [_Shape(d, num_parts, config, device) for d in data]
-    weights = torch.from_numpy(class_weights([d.units for d in data], num_parts, config))
+    balance = config.class_balance == "always" or (
+        config.class_balance == "collection" and len(data) > 1
+    )
+    weights = torch.ones(num_parts)
+    if balance:
+        weights = torch.from_numpy(class_weights([d.units for d in data], num_parts, config))
     weights = weights.to(device)
     student = Student(shapes[0].features.shape[1], num_parts, config).to(device)
     optimiser = torch.optim.Adam(

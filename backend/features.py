@@ -73,7 +73,9 @@ def spectral_embedding(cloud_tree, cloud, k: int, dims: int) -> np.ndarray:
     inv_sqrt = sparse.diags(1.0 / np.sqrt(np.maximum(degree, 1e-12)))
     laplacian = sparse.identity(n) - inv_sqrt @ w @ inv_sqrt
     # Shift-invert around a point just below the spectrum finds the smallest eigenvalues fast.
-    _, vectors = eigsh(laplacian.tocsc(), k=dims, sigma=-1e-3, which="LM")
+    # A fixed start vector: ARPACK's random one makes labels differ from run to run.
+    start = np.random.default_rng(0).random(n)
+    _, vectors = eigsh(laplacian.tocsc(), k=dims, sigma=-1e-3, which="LM", v0=start)
     return (inv_sqrt @ vectors).astype(np.float64)
 
 

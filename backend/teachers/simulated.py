@@ -22,7 +22,7 @@ class TeacherNoise:
     grid: int = 14  # patch grid of the simulated ViT
     blur: float = 0.6  # Gaussian blur of the patch logits, in patches
     miss_probability: float = 0.1  # a visible part is missed in a view
-    miss_partial_below: float = 0.3  # missed where it shows less than this share of its best view
+    miss_partial_below: float = 0.0  # missed where it shows less than this share of its best view
     confusions_per_view: float = 1.5  # mean number of regions taken for another part, per view
     confusion_radius: float = 0.2  # their radius, as a share of the object's extent in the view
     logit_noise: float = 1.0  # std of Gaussian noise on the patch logits
