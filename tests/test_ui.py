@@ -106,7 +106,10 @@ def test_settings_start_from_the_config_defaults(ui):
 
 # --- Segment Parts ------------------------------------------------------------------------
 def test_segment_parts_writes_parts_matching_ground_truth(ui):
-    obj = chair_scene(ui)
+    # The full method (student + backward distillation), small: the simulated teacher errs.
+    obj = chair_scene(
+        ui, mode="distill", resolution=128, num_points=1024, epochs=12, steps_per_epoch=5
+    )
     assert results.result_rows(obj) is None
     assert bpy.ops.partdistill.segment_parts() == {"FINISHED"}
 
@@ -117,7 +120,8 @@ def test_segment_parts_writes_parts_matching_ground_truth(ui):
     labels = np.empty(len(obj.data.polygons), np.int32)
     obj.data.attributes["partdistill_part"].data.foreach_get("value", labels)
     agreement = float(np.mean(labels == truth(obj)))
-    assert agreement > 0.65, agreement  # the simulated teacher errs on purpose; 0.75 here
+    always_largest_part = np.bincount(truth(obj)).max() / len(labels)
+    assert agreement > max(0.75, always_largest_part + 0.1), (agreement, always_largest_part)
 
     rows = results.result_rows(obj)
     assert [r.name for r in rows] == demo.DEMO_CHAIR_PARTS
