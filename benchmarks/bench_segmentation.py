@@ -12,6 +12,7 @@ pipeline issue.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -147,4 +148,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.stdout.flush()
+    os._exit(main())  # bpy can hang in its atexit teardown once torch threads exist

@@ -36,6 +36,7 @@ else:
     from ..backend.contracts import ObjectInfo, ObjectInput, TeacherUnavailable
     from ..backend.groundtruth import map_part_names, read_psb_labels
     from ..backend.teachers import BUILTIN_TEACHERS
+    from ..backend.teachers.models import check_teacher_available
     from . import compute, writeback
     from .demo import GROUND_TRUTH_ATTRIBUTE, build_demo_chair, render_preview_png
     from .importers import import_mesh_file
@@ -327,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: --output {args.output} is the open file; inputs are never overwritten")
         return 2
     try:
-        run.teacher()  # before any rendering: a missing model stops here, nothing written
+        # Before any rendering: a missing model stops here and nothing is written.
+        check_teacher_available(args.teacher, args.config)
+        run.teacher()
     except (TeacherUnavailable, ValueError, TypeError) as exc:
         log(f"error: {exc}")
         return 2

@@ -15,7 +15,7 @@ How torch is shipped (``--torch``):
 - ``external`` (default): no torch in the zip. The add-on imports torch when Blender's Python
   has it; otherwise it runs the compute half out of process in a Python that has torch (the
   add-on preference, ``PARTDISTILL_PYTHON``, or one found on the machine), so a CUDA user's own
-  torch is used as it is. See docs/INSTALL.md for the reasons and measured sizes.
+  torch is used as it is. See README.md ("How torch is found") for the reasons and measured sizes.
 - ``bundle``: torch and its dependencies go into the zip too. On Linux, PyPI's torch is the
   CUDA build with several GB of ``nvidia-*`` wheels; a CPU wheel is used when ``--find-links``
   (or pip's own configuration) offers one.
@@ -37,7 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Blender platform -> pip platform tags accepted for it (pip also accepts older macOS tags).
 # Blender 4.2+ needs glibc 2.28, so Linux wheels newer than that would not load in it. On macOS
 # the pinned scipy ships only wheels for newer systems than Blender's minimum (11.2), so the
-# macOS zips need the macOS version their wheels name (see docs/INSTALL.md).
+# macOS zips need the macOS version their wheels name (see README.md ("How torch is found")).
 PIP_PLATFORMS = {
     "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
     "windows-x64": ["win_amd64"],

@@ -1,7 +1,10 @@
 """Load the repository as the package ``partdistill`` (its directory name may be anything)."""
 
+import os
 import pathlib
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -10,3 +13,20 @@ sys.path.insert(0, str(ROOT))
 import load_repo  # noqa: E402
 
 load_repo.load()
+
+
+# The bpy module can deadlock in its atexit teardown once torch's threads exist (seen with
+# bpy 4.5 + torch 2.13: the process hangs on a futex after the last test). End the process
+# ourselves once pytest has printed its summary, keeping pytest's exit status.
+_exit_status = {"code": 0}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _exit_status["code"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status["code"])
