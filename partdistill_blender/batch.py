@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import os
 import pathlib
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(NAME_labels.txt beside an OFF file), with optional renames "
                         "psb:backsupport=back,support=seat")  # fmt: skip
     t.add_argument("--allow-downloads", action="store_true", help="let the teacher fetch weights")
+    t.add_argument("--cache-dir", default=d.cache_dir, help="Hugging Face cache for weights")
 
     m = p.add_argument_group("method")
     m.add_argument("--mode", choices=MODES, default=d.mode, help="(default: %(default)s)")
@@ -108,9 +110,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             render_engine=args.engine, mode=args.mode, teacher=args.teacher, model=args.model,
             encoder=args.encoder, epochs=args.epochs, collection=args.collection,
             device=args.device, seed=args.seed, allow_downloads=args.allow_downloads,
+            cache_dir=args.cache_dir,
         )  # fmt: skip
-        args.config.validate()
         args.teacher_options = _parse_options(args.teacher_option)
+        # Teacher options that name configuration fields (cache_dir, clip_dense_mode, ...) are
+        # settings of the run: the early weights check must see them too.
+        fields = {f.name for f in dataclasses.fields(PartDistillConfig)}
+        args.config = args.config.replace(
+            **{k: v for k, v in args.teacher_options.items() if k in fields}
+        )
+        args.config.validate()
     except ValueError as exc:
         parser.error(str(exc))
     return args
