@@ -14,7 +14,6 @@ CLIP ViT-B/16 (CLIPConfig defaults, patch 16), OWLv2 base/16 at 960 px, Groundin
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -28,13 +27,10 @@ PARTS = ["back", "seat", "leg", "arm"]
 
 
 def _repo_package():
-    if "partdistill" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "partdistill", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["partdistill"] = module
-        spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT))
+    import load_repo
+
+    load_repo.load()
     sys.path.insert(0, str(ROOT / "tests"))
 
 

@@ -14,7 +14,6 @@ the repository has them). "open_clip:ARCH/TAG" names fetch open_clip's weights i
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -24,13 +23,10 @@ CONFIG_FILES = ["*.json", "*.txt", "*.model", "*.tiktoken"]  # configs, vocabula
 
 def _repo_package():
     """The repository as the package ``partdistill`` (for DEFAULT_MODELS), as tests load it."""
-    if "partdistill" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "partdistill", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["partdistill"] = module
-        spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT))
+    import load_repo
+
+    load_repo.load()
     from partdistill.backend.teachers import models
 
     return models
