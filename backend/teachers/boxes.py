@@ -21,12 +21,11 @@ from .clip import prompts_for
 from .models import (
     ResolvedModel,
     from_pretrained,
-    hub_cache_dir,
     load_once,
     model_for_teacher,
     resolve_model,
 )
-from .preprocess import normalisation, read_model_json, views_to_pixels
+from .preprocess import normalisation, read_preprocessor_config, views_to_pixels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -103,12 +102,7 @@ def _load_detector(cls, resolved: ResolvedModel, config: PartDistillConfig, mode
         dtype = torch.float16 if half else torch.float32
         model = from_pretrained(cls, resolved, config, dtype=dtype).to(device).eval()
         tokenizer = from_pretrained(AutoTokenizer, resolved, config)
-        preprocessor = read_model_json(
-            resolved.location,
-            "preprocessor_config.json",
-            str(hub_cache_dir(config)),
-            resolved.local_files_only,
-        )
+        preprocessor = read_preprocessor_config(resolved, config)
         return _Loaded(model, tokenizer, preprocessor, device, dtype)
 
     return load_once(("detector", model_type, resolved.location, str(device), half), load)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from ..config import PartDistillConfig
 from ..contracts import TeacherUnavailable
 from ..device import resolve_device, use_half_precision
-from .models import ResolvedModel, from_pretrained, hub_cache_dir, load_once
-from .preprocess import normalisation, read_model_json
+from .models import ResolvedModel, from_pretrained, load_once
+from .preprocess import normalisation, read_preprocessor_config
 
 DENSE_MODES = ("value", "standard")
 
@@ -127,11 +127,6 @@ def _load(resolved, config, device, half) -> TransformersDenseEncoder:
     model = from_pretrained(classes[model_type], resolved, config, dtype=dtype)
     model = model.to(device).eval()
     tokenizer = from_pretrained(AutoTokenizer, resolved, config)
-    preprocessor = read_model_json(
-        resolved.location,
-        "preprocessor_config.json",
-        str(hub_cache_dir(config)),
-        resolved.local_files_only,
-    )
+    preprocessor = read_preprocessor_config(resolved, config)
     mean, std = normalisation(preprocessor)
     return TransformersDenseEncoder(model, tokenizer, mean, std, device, dtype)

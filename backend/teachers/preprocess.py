@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .models import hub_cache_dir
+
 # OpenAI CLIP's normalisation, the default of every CLIP-family processor that does not say.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -80,3 +82,13 @@ def views_to_pixels(
         out.append(x)
     pixels = (torch.cat(out, 0) - mean_t) / std_t
     return pixels.to(dtype)
+
+
+def read_preprocessor_config(resolved, config) -> dict | None:
+    """The model's preprocessor_config.json (image size, mean, std), wherever it was resolved."""
+    return read_model_json(
+        resolved.location,
+        "preprocessor_config.json",
+        str(hub_cache_dir(config)),
+        resolved.local_files_only,
+    )
