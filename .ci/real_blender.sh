@@ -137,7 +137,7 @@ if want ui; then
   chroot "$CHROOT" /usr/bin/Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
   XVFB_PID=$!
   sleep 2
-  DISPLAY_VAR=DISPLAY=:99 in_chroot bash "$REPO/.ci/ui_test.sh" "$SCENE" "$OUT" 2>&1 | tee "$OUT/ui.log" | tail -5
+  DISPLAY_VAR=DISPLAY=:99 in_chroot bash "$REPO/.ci/ui_test.sh" "$SCENE" "$OUT" 2>&1 | tee "$OUT/ui.log" | tail -12
   in_chroot python3 "$REPO/.ci/check_screenshot.py" "$OUT/panel.png" "$OUT/ui_tab.png" \
     "$OUT/ui_state.json" 3
 fi

@@ -7,11 +7,13 @@ screen coordinates, its active tab, whether a segmentation is running, and wheth
 now has its parts (material slots named by the parts).
 """
 
+import hashlib
 import json
 import os
 import sys
 
 import bpy
+import numpy as np
 
 STATE_FILE = os.environ["PARTDISTILL_UI_STATE"]
 PARTS = ["seat", "back", "leg"]
@@ -71,6 +73,16 @@ def report():
     area, sidebar = view3d(window.screen)
     obj = bpy.data.objects["Chair"]
     slots = [s.material.name for s in obj.material_slots if s.material]
+    # What a segmentation changes on the object, compared by ui_test.sh across undo, redo,
+    # cancel and clear: groups, slots (empty ones too), attributes, and every face's slot.
+    face_slots = np.zeros(len(obj.data.polygons), dtype=np.int32)
+    obj.data.polygons.foreach_get("material_index", face_slots)
+    snapshot = {
+        "groups": [g.name for g in obj.vertex_groups],
+        "slots": [s.material.name if s.material else "" for s in obj.material_slots],
+        "attributes": sorted(a.name for a in obj.data.attributes if not a.is_internal),
+        "face_slots": hashlib.sha1(face_slots.tobytes()).hexdigest(),
+    }
     state = {
         "sequence": sequence,
         # ui_test.sh finds Segment Parts by hovering and pressing Ctrl+C, which copies the
@@ -98,6 +110,14 @@ def report():
         "progress": bpy.context.scene.partdistill.progress_text,
         "materials": slots,
         "segmented": "partdistill_part" in obj.data.attributes or len(slots) >= len(PARTS),
+        "has_part_attribute": "partdistill_part" in obj.data.attributes,
+        "snapshot": json.dumps(snapshot, sort_keys=True),
+        # Operators that ended FINISHED (a cancelled run adds none). Blender prints an
+        # operator's reports to stdout only when it finishes, so a cancel's report is not there.
+        "finished_runs": sum(
+            op.bl_idname == "PARTDISTILL_OT_segment_parts"
+            for op in bpy.context.window_manager.operators
+        ),
     }
     temporary = STATE_FILE + ".partial"
     with open(temporary, "w") as handle:
