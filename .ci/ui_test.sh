@@ -141,10 +141,10 @@ for key in groups attributes face_slots; do
     echo "FAIL clear: $key after Clear Segmentation: $(snap "['$key']") (before segmentation: $(before "['$key']"))"; exit 1; }
 done
 echo "PASS clear: Clear Segmentation (at $BUTTON_X,$CLEAR): groups $(snap "['groups']"), attributes $(snap "['attributes']") and face slots as before segmentation"
-# Known failure (Blender 4.3, 2026-11-24): Clear leaves one empty material slot on an object
-# that had none. Printed, not fatal, until writeback.clear_segmentation removes it.
+# Material slots too, empty ones included (Blender leaves an empty slot if clear pops badly).
 if [ "$(snap "['slots']")" = "$(before "['slots']")" ]; then
   echo "PASS clear: material slots as before segmentation: $(snap "['slots']")"
 else
-  echo "KNOWN FAIL clear: material slots $(snap "['slots']") after Clear, $(before "['slots']") before segmentation"
+  echo "FAIL clear: material slots $(snap "['slots']") after Clear, $(before "['slots']") before segmentation"
+  exit 1
 fi

@@ -230,6 +230,10 @@ def clear_segmentation(obj) -> bool:
         material = mesh.materials[slot]
         if material is not None and material.name in ours and material.get(MATERIAL_TAG):
             removed.append(mesh.materials.pop(index=slot))
+    if len(mesh.materials) == 0:
+        # Popping a mesh's last material leaves the object one empty slot (Blender 4.3-4.5);
+        # clear() also resets the object's slot count.
+        mesh.materials.clear()
     if previous is not None:
         mesh.polygons.foreach_set("material_index", previous)
         stored = mesh.attributes.get("material_index")

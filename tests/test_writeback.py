@@ -152,6 +152,7 @@ def test_clear_on_plain_mesh_and_shared_material_kept():
     assert len([m for m in bpy.data.materials if m.name.startswith("PartDistill")]) == 3
     writeback.clear_segmentation(obj)
     assert len(obj.data.materials) == 0
+    assert len(obj.material_slots) == 0, "no empty slot left on the object either"
     # Including no leftover "material_index" attribute, which Blender omits while all are 0.
     assert sorted(a.name for a in obj.data.attributes) == attributes_before
     assert len(obj.vertex_groups) == 0
