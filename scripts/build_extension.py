@@ -217,8 +217,9 @@ def main(argv=None) -> int:
         source = work / "stage"
         stage_source(ROOT, source)
     wheels_dir = source / "wheels"
-    shutil.rmtree(wheels_dir, ignore_errors=True)
-    wheels_dir.mkdir()
+    wheels_dir.mkdir(exist_ok=True)
+    for old in wheels_dir.glob("*.whl"):  # only wheels: wheels/README.md is part of the tree
+        old.unlink()
 
     names = COMPUTE_PACKAGES + (TORCH_PACKAGES if args.torch == "bundle" else ())
     requirements = pinned_requirements(names)

@@ -88,7 +88,7 @@ def _write_wheel(folder, name: str, platform_tag: str):
 def test_split_build_gives_each_platform_its_wheels_and_no_tests(tmp_path):
     source = tmp_path / "stage"
     build_extension.stage_source(ROOT, source)
-    (source / "wheels").mkdir()
+    (source / "wheels").mkdir(exist_ok=True)  # staged with its README
     wheels = [
         _write_wheel(source / "wheels", "purepart", "any"),
         _write_wheel(source / "wheels", "linuxpart", "manylinux_2_28_x86_64"),
