@@ -42,12 +42,15 @@ import -window root "$OUT/ui_tab.png"
 # Find Segment Parts: hover down the panel's middle; Ctrl+C over an operator button copies its Python command
 # of the button under the mouse, which the driver reads from the clipboard.
 BUTTON_X=$((SX + (SW - 24) / 2))
-FOUND=""
-for ((y = SY + 20; y < SY + SH; y += 10)); do
-  xdotool mousemove "$BUTTON_X" "$y" sleep 0.05 key ctrl+c
-  fresh
-  if [ "$(state "['clipboard']")" = "bpy.ops.partdistill.segment_parts()" ]; then FOUND=$y; break; fi
-done
+find_button() {  # OPERATOR STEP: sets FOUND to the row of the button that runs OPERATOR, or ""
+  FOUND=""
+  for ((y = SY + 20; y < SY + SH; y += $2)); do
+    xdotool mousemove "$BUTTON_X" "$y" sleep 0.05 key ctrl+c
+    fresh
+    if [ "$(state "['clipboard']")" = "bpy.ops.partdistill.$1()" ]; then FOUND=$y; return; fi
+  done
+}
+find_button segment_parts 10
 [ -n "$FOUND" ] || { echo "no Segment Parts button in the PartDistill tab"; exit 1; }
 echo "Segment Parts at $BUTTON_X,$FOUND: press it"
 xdotool mousemove "$BUTTON_X" "$FOUND" click 1
@@ -125,12 +128,8 @@ echo "PASS cancel: ended without finishing ($FINISHED_RUNS finished run(s) befor
 # 3. Clear Segmentation: the Results panel's button (scroll the sidebar down to reach it).
 for _ in 1 2 3 4 5 6; do xdotool mousemove "$BUTTON_X" $((SY + SH / 2)) click 5; done
 fresh
-CLEAR=""
-for ((y = SY + 20; y < SY + SH; y += 8)); do
-  xdotool mousemove "$BUTTON_X" "$y" sleep 0.05 key ctrl+c
-  fresh
-  if [ "$(state "['clipboard']")" = "bpy.ops.partdistill.clear_segmentation()" ]; then CLEAR=$y; break; fi
-done
+find_button clear_segmentation 8
+CLEAR=$FOUND
 [ -n "$CLEAR" ] || { import -window root "$OUT/ui_failed.png"; echo "FAIL clear: no Clear Segmentation button in the sidebar"; exit 1; }
 xdotool mousemove "$BUTTON_X" "$CLEAR" sleep 0.2 click 1
 for _ in $(seq 50); do fresh; [ "$(state "['has_part_attribute']")" = "False" ] && break; done

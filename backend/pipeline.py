@@ -119,7 +119,7 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng) -> tuple[S
     return data, {"timings": timings, "predictions": predictions}
 
 
-def _finish(obj, data, parts, config, probs, query_probs, scores, extra) -> Segmentation:
+def _finish(obj, data, parts, config, query_probs, scores, extra) -> Segmentation:
     timings = extra["timings"]
     t = time.perf_counter()
     if config.mode == "direct":
@@ -157,7 +157,7 @@ def _segment_each(objects, teacher, parts, config, progress) -> list[Segmentatio
             query_probs = trained.query_probs[0]
             scores = (trained.scores_before[0], trained.scores_after[0])
             extra["info"] = trained.info
-        results.append(_finish(obj, data, parts, config, None, query_probs, scores, extra))
+        results.append(_finish(obj, data, parts, config, query_probs, scores, extra))
         progress("labels", 1.0)
     return results
 
@@ -177,8 +177,6 @@ def _segment_jointly(objects, teacher, parts, config, progress) -> list[Segmenta
         extra["timings"]["student"] = seconds
         extra["info"] = trained.info
         scores = (trained.scores_before[i], trained.scores_after[i])
-        results.append(
-            _finish(obj, data, parts, config, None, trained.query_probs[i], scores, extra)
-        )
+        results.append(_finish(obj, data, parts, config, trained.query_probs[i], scores, extra))
     progress("labels", 1.0)
     return results
