@@ -260,9 +260,10 @@ class Run:
         results = compute.segment_objects(
             inputs, self.parts, self.config, self.teacher_options, progress, self.teacher()
         )
+        run = writeback.run_record(self.config, [obj.name for obj in objects])
         for obj, result in zip(objects, results, strict=True):
             writeback.write_segmentation(
-                obj, self.parts, result.face_labels, result.face_confidence
+                obj, self.parts, result.face_labels, result.face_confidence, run
             )
             labelled = int((result.face_labels >= 0).sum())
             stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())

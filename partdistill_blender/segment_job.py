@@ -213,15 +213,17 @@ class SegmentJob:
     # --- write back ---
     def write_results(self, objects_by_name) -> list[str]:
         """Main thread, after success: write each object's labels; returns the names written."""
-        from .writeback import write_segmentation
+        from .writeback import run_record, write_segmentation
 
+        run = run_record(self.config, self.object_names)
         written = []
         for name, result, obj_input in zip(self.object_names, self.results, self.inputs,
                                            strict=True):  # fmt: skip
             obj = objects_by_name.get(name)
             if obj is None:  # deleted while the worker ran
                 continue
-            write_segmentation(obj, result.parts, result.face_labels, result.face_confidence)
+            write_segmentation(obj, result.parts, result.face_labels, result.face_confidence,
+                               run)  # fmt: skip
             EVIDENCE[name] = Evidence(
                 parts=list(result.parts),
                 views=obj_input.views,

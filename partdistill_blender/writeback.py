@@ -112,12 +112,12 @@ def _polygon_of_loops(mesh) -> tuple[np.ndarray, np.ndarray]:
     return loop_vertices, np.repeat(np.arange(len(totals), dtype=np.int32), totals)
 
 
-def write_segmentation(obj, parts, face_labels, face_confidence) -> None:
+def write_segmentation(obj, parts, face_labels, face_confidence, run: dict | None = None) -> None:
     """Write a segmentation onto ``obj`` (replacing an earlier one).
 
     parts: R part names; face_labels: (P,) int part index per polygon, -1 = unlabelled;
-    face_confidence: (P,) float in [0, 1]. Validates everything (ValueError) before changing
-    anything.
+    face_confidence: (P,) float in [0, 1]; run: how it was made (see ``run_record``), kept with
+    the result. Validates everything (ValueError) before changing anything.
     """
     parts, labels, confidence = _validate(obj, parts, face_labels, face_confidence)
     clear_segmentation(obj)
@@ -163,6 +163,7 @@ def write_segmentation(obj, parts, face_labels, face_confidence) -> None:
             "previous_slot_count": previous_slot_count,
             "previous_active_group": previous_active_group,
             "had_material_index": had_material_index,
+            "run": dict(run or {}),
         }
     )
     mesh.update()
@@ -180,13 +181,53 @@ def _bookkeeping(obj) -> dict | None:
         return None
 
 
+def run_record(config, objects: list[str]) -> dict:
+    """How a segmentation was made, kept on the object: teacher (and model), mode, views, and
+    the objects whose student it shared (just itself when each had its own)."""
+    record = {"teacher": config.teacher, "mode": config.mode, "views": config.num_views,
+              "student_shared_by": list(objects) if config.collection else []}  # fmt: skip
+    if config.teacher != "simulated":
+        record["model"] = config.model
+    return record
+
+
+def run_summary(run: dict) -> list[str]:
+    """Short lines for the Results panel: ["clip-vit-base-patch16, 10 views",
+    "One student for 2 objects"]; [] for a result written without a record."""
+    if not run:
+        return []
+    teacher = (run.get("model") or run.get("teacher", "?")).rstrip("/").rsplit("/", 1)[-1]
+    lines = [f"{teacher}, {run.get('views', '?')} views"]
+    shared = run.get("student_shared_by") or []
+    if run.get("mode") == "direct":
+        lines.append("Teacher votes only, no student")
+    elif len(shared) > 1:
+        lines.append(f"One student for {len(shared)} objects")
+    return lines
+
+
+def read_run(obj) -> dict:
+    """The ``run`` record of ``obj``'s segmentation ({} when none); readable in edit mode."""
+    info = _bookkeeping(obj)
+    return dict(info.get("run", {})) if info is not None else {}
+
+
+def has_segmentation(obj) -> bool:
+    """Whether ``obj`` holds a segmentation; readable in edit mode too (an object property)."""
+    return _bookkeeping(obj) is not None
+
+
 def read_segmentation(obj) -> dict | None:
-    """The segmentation written on ``obj``, or None.
+    """The segmentation written on ``obj``, or None. Object mode only: in edit mode the face
+    attributes live in the BMesh and read as empty.
 
     Returns {"parts": [str], "face_labels": (P,) int32, "face_confidence": (P,) float32,
-    "groups": [vertex group name per part], "materials": [material name per part]}.
+    "groups": [vertex group name per part], "materials": [material name per part],
+    "run": {} or as given to ``write_segmentation``}.
     """
     info = _bookkeeping(obj)
+    if info is not None and obj.mode == "EDIT":
+        raise ValueError(f"{obj.name!r} is in edit mode: part labels are read in object mode")
     mesh = obj.data if info is not None else None
     if info is None or PART_ATTRIBUTE not in mesh.attributes:
         return None
@@ -202,6 +243,7 @@ def read_segmentation(obj) -> dict | None:
         "face_confidence": confidence,
         "groups": list(info["groups"]),
         "materials": list(info["materials"]),
+        "run": dict(info.get("run", {})),
     }
 
 
