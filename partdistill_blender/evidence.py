@@ -98,13 +98,40 @@ def load_evidence(object_name: str) -> list[tuple[object, object]]:
     return pairs
 
 
-def show_in_image_editor(screen, image) -> bool:
-    """Show ``image`` in the first Image Editor of ``screen``; False when there is none."""
-    if screen is None or image is None:
+def image_editor_area(context):
+    """(window, area) of an Image Editor to show evidence in: one already open (this window's
+    first), else a new window holding one, made from the current area so the user's layout is
+    left alone. None in background mode, where there are no windows."""
+    if context.window is None or context.screen is None:
+        return None
+    windows = context.window_manager.windows
+    for window in [context.window, *(w for w in windows if w != context.window)]:
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR":
+                return window, area
+    area = context.area or max(context.screen.areas, key=lambda a: a.width * a.height)
+    before = {w.as_pointer() for w in windows}
+    with context.temp_override(window=context.window, area=area):
+        bpy.ops.screen.area_dupli("INVOKE_DEFAULT")  # the new window's only area is a copy
+    new = [w for w in windows if w.as_pointer() not in before]
+    if not new:
+        return None
+    editor = new[0].screen.areas[0]
+    editor.type = "IMAGE_EDITOR"
+    return new[0], editor
+
+
+def show_in_image_editor(context, image) -> bool:
+    """Show ``image`` in an Image Editor (see ``image_editor_area``), zoomed to fit; False when
+    none can be had."""
+    found = image_editor_area(context) if image is not None else None
+    if found is None:
         return False
-    for area in screen.areas:
-        if area.type == "IMAGE_EDITOR":
-            area.spaces.active.image = image
-            area.tag_redraw()
-            return True
-    return False
+    window, area = found
+    area.spaces.active.image = image
+    region = next((r for r in area.regions if r.type == "WINDOW"), None)
+    if region is not None:
+        with context.temp_override(window=window, area=area, region=region):
+            bpy.ops.image.view_all(fit_view=True)  # views are small: fill the editor
+    area.tag_redraw()
+    return True

@@ -179,6 +179,10 @@ class _ResultOperator(bpy.types.Operator):
 
     def _run(self, context, action) -> set[str]:
         obj = context.active_object
+        self.was_editing = obj.mode == "EDIT"
+        # Face attributes are readable only in object mode (in edit mode they live in the
+        # BMesh); leaving edit mode also brings the user's edits into the mesh.
+        _object_mode(obj)
         try:
             action(obj)
         except ValueError as exc:
@@ -229,7 +233,6 @@ class PARTDISTILL_OT_select_part(_ResultOperator):
     def execute(self, context):
         def action(obj):
             mask = results.part_face_mask(obj, self.index)
-            _object_mode(obj)
             results.select_faces(obj.data, mask)
             _edit_faces(obj)
 
@@ -254,7 +257,6 @@ class PARTDISTILL_OT_hide_part(_ResultOperator):
     def execute(self, context):
         def action(obj):
             mask = results.part_face_mask(obj, self.index)
-            _object_mode(obj)
             results.hide_faces(obj.data, _hidden_faces(obj.data) | mask)
             _edit_faces(obj)
 
@@ -273,7 +275,6 @@ class PARTDISTILL_OT_isolate_part(_ResultOperator):
     def execute(self, context):
         def action(obj):
             mask = results.part_face_mask(obj, self.index)
-            _object_mode(obj)
             results.hide_faces(obj.data, ~mask)
             _edit_faces(obj)
 
@@ -289,10 +290,8 @@ class PARTDISTILL_OT_show_all_parts(_ResultOperator):
 
     def execute(self, context):
         def action(obj):
-            was_editing = obj.mode == "EDIT"
-            _object_mode(obj)
             results.reveal_all(obj.data)
-            if was_editing:
+            if self.was_editing:
                 _edit_faces(obj)
 
         return self._run(context, action)
@@ -310,7 +309,6 @@ class PARTDISTILL_OT_select_low_confidence(_ResultOperator):
 
         def action(obj):
             mask = results.low_confidence_mask(obj, threshold)
-            _object_mode(obj)
             results.select_faces(obj.data, mask)
             _edit_faces(obj)
             self.report({"INFO"}, f"{int(mask.sum())} faces below {threshold:.2f} confidence")
@@ -338,7 +336,7 @@ class PARTDISTILL_OT_show_evidence(_ResultOperator):
         index = min(self.view, len(pairs) - 1)
         view_image, teacher_image = pairs[index]
         shown = teacher_image if self.show_teacher and teacher_image else view_image
-        if evidence.show_in_image_editor(context.screen, shown):
+        if evidence.show_in_image_editor(context, shown):
             self.report({"INFO"}, f"Showing {shown.name}")
         else:
             self.report({"INFO"}, f"Loaded {2 * len(pairs)} images ({shown.name}, …): open an "

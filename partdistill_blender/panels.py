@@ -6,6 +6,8 @@ import bpy
 
 from . import part_list, results
 from .operators import running_job, target_objects
+from .preferences import ADDON_PACKAGE
+from .writeback import has_segmentation, read_run, run_summary
 
 CATEGORY = "PartDistill"
 
@@ -42,6 +44,12 @@ def object_summary(context) -> str:
 class PARTDISTILL_PT_main(_SidebarPanel, bpy.types.Panel):
     bl_idname = "PARTDISTILL_PT_main"
     bl_label = "Part Segmentation"
+
+    def draw_header_preset(self, context):
+        # The add-on's preferences (model, device, cache, downloads) one click away.
+        op = self.layout.operator("preferences.addon_show", text="", icon="PREFERENCES",
+                                  emboss=False)  # fmt: skip
+        op.module = ADDON_PACKAGE
 
     def draw(self, context):
         layout = self.layout
@@ -112,19 +120,28 @@ class PARTDISTILL_PT_results(_SidebarPanel, bpy.types.Panel):
         obj = context.active_object
         rows = results.result_rows(obj) if obj is not None else None
         if rows is None:
-            layout.label(text="No segmentation on the active object")
+            if obj is not None and obj.mode == "EDIT" and has_segmentation(obj):
+                layout.label(text="Back to Object Mode to read the parts", icon="INFO")
+            else:
+                layout.label(text="No segmentation on the active object")
             return
+        for line in run_summary(read_run(obj)):
+            layout.label(text=line, icon="INFO")
+        header = layout.row()
+        header.label(text="Part")
+        header.label(text="Faces · confidence")
         grid = layout.column(align=True)
         for row in rows:
             line = grid.row(align=True)
             swatch = line.row()
             swatch.ui_units_x = 1.2
-            if row.material is not None:
-                swatch.prop(row.material, "diffuse_color", text="")
+            material = bpy.data.materials.get(row.material_name) if row.material_name else None
+            if material is not None:
+                swatch.prop(material, "diffuse_color", text="")
             else:
                 swatch.label(text="", icon="BLANK1")
             line.label(text=row.name)
-            line.label(text=f"{row.face_count:,} faces · {row.mean_confidence:.0%}")
+            line.label(text=f"{row.face_count:,} · {row.mean_confidence:.0%}")
             line.operator(
                 "partdistill.select_part", text="", icon="RESTRICT_SELECT_OFF"
             ).index = row.index
@@ -132,8 +149,8 @@ class PARTDISTILL_PT_results(_SidebarPanel, bpy.types.Panel):
             line.operator("partdistill.isolate_part", text="", icon="SOLO_ON").index = row.index
         layout.operator("partdistill.show_all_parts", icon="HIDE_OFF")
         settings = context.scene.partdistill
-        line = layout.row(align=True)
-        line.operator("partdistill.select_low_confidence", icon="ERROR")
+        line = layout.row(align=True).split(factor=0.62, align=True)
+        line.operator("partdistill.select_low_confidence", text="Low Confidence", icon="ERROR")
         line.prop(settings, "low_confidence", text="")
         line = layout.row(align=True)
         op = line.operator("partdistill.show_evidence", icon="IMAGE_DATA")

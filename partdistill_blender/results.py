@@ -18,7 +18,13 @@ class PartRow:
     name: str
     face_count: int
     mean_confidence: float  # over the part's faces; 0 when it has none
-    material: object  # the bpy Material of the part's slot, or None
+    material_name: str | None  # the material in the part's slot, or None
+
+
+# Rows last read in object mode, per object (session_uid). In edit mode face attributes are not
+# readable (they live in the BMesh), so the panel shows these; names only, no bpy references,
+# which undo could free.
+_ROWS_READ: dict[int, list[PartRow]] = {}
 
 
 def _face_array(mesh, prop: str, dtype) -> np.ndarray:
@@ -28,11 +34,15 @@ def _face_array(mesh, prop: str, dtype) -> np.ndarray:
 
 
 def result_rows(obj) -> list[PartRow] | None:
-    """The Results panel's rows for ``obj``, or None when it has no segmentation."""
+    """The Results panel's rows for ``obj``, or None when it has no segmentation. In edit mode:
+    the rows read before entering it (None when there are none)."""
     if obj is None or obj.type != "MESH":
         return None
+    if obj.mode == "EDIT":
+        return _ROWS_READ.get(obj.session_uid)
     result = read_segmentation(obj)
     if result is None:
+        _ROWS_READ.pop(obj.session_uid, None)
         return None
     labels = np.asarray(result["face_labels"])
     confidence = np.asarray(result["face_confidence"], np.float32)
@@ -47,10 +57,11 @@ def result_rows(obj) -> list[PartRow] | None:
         if counts[i]:
             # The slot of the part's first face: whatever the slot is called, it is the part's.
             slot = int(material_index[np.argmax(labels == i)])
-            if slot < len(obj.material_slots):
-                material = obj.material_slots[slot].material
+            if slot < len(obj.material_slots) and obj.material_slots[slot].material:
+                material = obj.material_slots[slot].material.name
         mean = float(sums[i] / counts[i]) if counts[i] else 0.0
         rows.append(PartRow(i, name, int(counts[i]), mean, material))
+    _ROWS_READ[obj.session_uid] = rows
     return rows
 
 
@@ -69,6 +80,8 @@ def low_confidence_mask(obj, threshold: float) -> np.ndarray:
 
 
 def _require_result(obj) -> dict:
+    if obj is not None and obj.mode == "EDIT":
+        raise ValueError(f"{obj.name!r} is in edit mode: part labels are read in object mode")
     result = read_segmentation(obj) if obj is not None and obj.type == "MESH" else None
     if result is None:
         name = obj.name if obj is not None else "nothing"
