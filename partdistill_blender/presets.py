@@ -1,8 +1,9 @@
 """Part-name presets: a built-in table, the two benchmarks' vocabularies, and the user's own.
 
 The benchmark vocabularies (ShapeNetPart, PartNet-Ensemble) are read at run time from
-``<repo>/../shared/data/part_vocabularies.json`` when that file is there (a development
-checkout); the installed extension has the built-in table and the user's presets.
+``partdistill_blender/data/part_vocabularies.json``, which the extension builder copies into
+the zip, or else from ``<repo>/../shared/data/part_vocabularies.json`` (a development
+checkout). Without either there are the built-in table and the user's presets.
 """
 
 from __future__ import annotations
@@ -33,16 +34,20 @@ BUILTIN_PRESETS: dict[str, list[str]] = {
 
 BUILTIN_GROUP = "Built-in"
 USER_GROUP = "My Presets"
-VOCABULARIES_PATH = (
-    pathlib.Path(__file__).resolve().parents[2] / "shared/data/part_vocabularies.json"
+VOCABULARIES_FILE = "part_vocabularies.json"
+VOCABULARIES_PATHS = (
+    pathlib.Path(__file__).resolve().parent / "data" / VOCABULARIES_FILE,  # built into the zip
+    pathlib.Path(__file__).resolve().parents[2] / "shared/data" / VOCABULARIES_FILE,  # checkout
 )
 DATASET_LABELS = {"ShapeNetPart": "ShapeNetPart", "PartNetE": "PartNet-Ensemble"}
 
 
 def dataset_presets(path: os.PathLike | None = None) -> dict[str, dict[str, list[str]]]:
     """{"ShapeNetPart": {"Chair": [...], ...}, "PartNetE": {...}}; {} when the file is absent."""
-    path = pathlib.Path(path) if path is not None else VOCABULARIES_PATH
-    if not path.is_file():
+    if path is None:
+        path = next((p for p in VOCABULARIES_PATHS if p.is_file()), None)
+    path = pathlib.Path(path) if path is not None else None
+    if path is None or not path.is_file():
         return {}
     with open(path, encoding="utf-8") as f:
         data = json.load(f)

@@ -33,6 +33,10 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The benchmark part vocabularies (presets in the UI): data beside the checkout, never
+# committed; copied into the zip when present.
+VOCABULARIES = ROOT.parent / "shared" / "data" / "part_vocabularies.json"
+VOCABULARIES_IN_ZIP = pathlib.Path("partdistill_blender") / "data" / VOCABULARIES.name
 
 # Blender platform -> pip platform tags accepted for it (pip also accepts older macOS tags).
 # Blender 4.2+ needs glibc 2.28, so Linux wheels newer than that would not load in it. On macOS
@@ -188,6 +192,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--work-dir", default=str(ROOT / "build"), help="staging and wheel cache")
     parser.add_argument("--find-links", action="append", default=[])
     parser.add_argument("--in-place", action="store_true", help="write wheels/ in the source")
+    parser.add_argument(
+        "--vocabularies",
+        default=str(VOCABULARIES),
+        help="part_vocabularies.json to bundle as presets (skipped when absent)",
+    )
     tool = parser.add_mutually_exclusive_group()
     tool.add_argument("--blender-ext", help="path to Blender's bl_pkg/cli/blender_ext.py")
     tool.add_argument("--blender", help="a Blender binary (uses 'blender --command extension')")
@@ -216,6 +225,13 @@ def main(argv=None) -> int:
     else:
         source = work / "stage"
         stage_source(ROOT, source)
+    vocabularies = pathlib.Path(args.vocabularies)
+    if vocabularies.is_file():
+        (source / VOCABULARIES_IN_ZIP).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(vocabularies, source / VOCABULARIES_IN_ZIP)
+        print(f"presets: bundled {vocabularies}")
+    else:
+        print(f"presets: {vocabularies} not found, only the built-in presets ship")
     wheels_dir = source / "wheels"
     wheels_dir.mkdir(exist_ok=True)
     for old in wheels_dir.glob("*.whl"):  # only wheels: wheels/README.md is part of the tree
