@@ -2,10 +2,11 @@
 on the demo chair with the simulated teacher, cancelling at every stage, clear, re-run, the
 result operators (select / hide / isolate / low confidence), evidence images and presets.
 
-Not exercised here: the panels' draw() (background mode has no window, so no UILayout exists)
-and the modal operator's event loop (no window, no timer). The modal only sequences
-``SegmentJob.step()``, which the cancel tests drive exactly as the modal does, worker thread
-included; the rows the Results panel draws come from ``results.result_rows``, tested here.
+The panels' draw() runs here with ``checked_layout.CheckedLayout`` in place of the UILayout that
+background mode cannot make: every call is checked against the real UILayout's RNA. The real
+window runs them too (.ci/ui_*.sh). Not exercised here: the modal operator's event loop (no
+window, no timer). The modal only sequences ``SegmentJob.step()``, which the cancel tests drive
+exactly as the modal does, worker thread included.
 """
 
 import pathlib
@@ -17,6 +18,7 @@ import bpy
 import numpy as np
 import partdistill
 import pytest
+from checked_layout import CheckedLayout, draw
 from partdistill.backend.config import PartDistillConfig
 from partdistill.partdistill_blender import (
     demo,
@@ -28,6 +30,7 @@ from partdistill.partdistill_blender import (
     presets,
     properties,
     results,
+    writeback,
 )
 from partdistill.partdistill_blender.segment_job import SegmentJob
 
@@ -126,7 +129,7 @@ def test_segment_parts_writes_parts_matching_ground_truth(ui):
     rows = results.result_rows(obj)
     assert [r.name for r in rows] == demo.DEMO_CHAIR_PARTS
     assert [r.face_count for r in rows] == np.bincount(labels[labels >= 0], minlength=4).tolist()
-    assert all(r.material.name == "PartDistill " + r.name for r in rows)
+    assert all(r.material_name == "PartDistill " + r.name for r in rows)
     assert all(0.0 < r.mean_confidence <= 1.0 for r in rows if r.face_count)
     assert ui.is_running is False and ui.progress_text == ""
 
@@ -265,7 +268,7 @@ def test_evidence_images_show_views_and_teacher_predictions(ui):
         on = view.face_ids >= 0
         expected = evidence.pixel_prediction_rgb(probs, view.face_ids)
         assert np.allclose(predicted[on], expected[on], atol=2.5 / 255)  # 8-bit image
-    assert evidence.show_in_image_editor(None, image) is False  # no screen in background mode
+    assert evidence.show_in_image_editor(bpy.context, image) is False  # background: no windows
 
 
 # --- part list, presets, panels -----------------------------------------------------------
@@ -324,6 +327,115 @@ def test_draw_code_uses_real_icons_and_layout_functions():
     functions = bpy.types.UILayout.bl_rna.functions
     assert {"factor", "type", "text"} <= {p.identifier for p in functions["progress"].parameters}
     assert "ui_units_x" in bpy.types.UILayout.bl_rna.properties
+
+
+def test_panels_draw_without_and_with_a_result(ui):
+    # Nothing selected: the panel says so, and still offers the part list and settings.
+    main = draw(panels.PARTDISTILL_PT_main, bpy.context)
+    assert main.labels()[0] == "Select a mesh object"
+    assert ("list", "parts") in main.drawn
+    assert ("menu", "PARTDISTILL_MT_presets", None) in main.drawn
+    header = draw(panels.PARTDISTILL_PT_main, bpy.context, "draw_header_preset")
+    assert header.operators() == [("preferences.addon_show", {"module": preferences.ADDON_PACKAGE})]
+
+    obj = chair_scene(ui)
+    main = draw(panels.PARTDISTILL_PT_main, bpy.context)
+    assert main.labels()[0] == f"Chair: {len(obj.data.polygons):,} faces"
+    assert [name for name, _ in main.operators()][-1] == "partdistill.segment_parts"
+    assert "one_student" not in main.props()  # only with several meshes selected
+    advanced = draw(panels.PARTDISTILL_PT_advanced, bpy.context)
+    assert advanced.props() == list(panels.PARTDISTILL_PT_advanced.FIELDS)
+    assert draw(panels.PARTDISTILL_PT_results, bpy.context).labels() == [
+        "No segmentation on the active object"
+    ]
+
+    bpy.ops.partdistill.segment_parts()
+    shown = draw(panels.PARTDISTILL_PT_results, bpy.context)
+    rows = results.result_rows(obj)
+    for row in rows:
+        assert row.name in shown.labels()
+        assert f"{row.face_count:,} · {row.mean_confidence:.0%}" in shown.labels()
+        for action in ("select_part", "hide_part", "isolate_part"):
+            assert (f"partdistill.{action}", {"index": row.index}) in shown.operators()
+    labelled = writeback.read_segmentation(obj)["face_labels"] >= 0  # direct mode leaves gaps
+    assert sum(r.face_count for r in rows) == labelled.sum() > 0
+    assert "simulated, 10 views" in shown.labels()  # how the result was made
+    assert ("partdistill.clear_segmentation", {}) in shown.operators()
+
+    # In edit mode (after Select) the face attributes cannot be read: the rows read before.
+    bpy.ops.partdistill.select_part(index=0)
+    assert obj.mode == "EDIT"
+    in_edit_mode = draw(panels.PARTDISTILL_PT_results, bpy.context)
+    assert in_edit_mode.labels() == shown.labels()
+
+
+def test_panel_draws_progress_and_one_student_choice(ui):
+    obj = chair_scene(ui)
+    second = obj.copy()
+    second.data = obj.data.copy()
+    bpy.context.scene.collection.objects.link(second)
+    second.select_set(True)
+    main = draw(panels.PARTDISTILL_PT_main, bpy.context)
+    assert main.labels()[0] == f"Chair: {len(obj.data.polygons):,} faces (+1 selected)"
+    assert "one_student" in main.props()
+    ui.progress, ui.progress_text = 0.4, "Training the student"
+    layout = CheckedLayout()
+    panels.draw_progress(layout, ui)
+    assert ("progress", "Training the student") in layout.drawn
+    assert layout.operators() == [("partdistill.cancel", {})]
+
+
+def test_checked_layout_refuses_what_blender_would(ui):
+    layout = CheckedLayout()
+    with pytest.raises(AttributeError, match="no property 'nonsense'"):
+        layout.prop(ui, "nonsense")
+    with pytest.raises(TypeError, match="no keyword 'txt'"):
+        layout.label(txt="x")
+    with pytest.raises(ValueError, match="no icon 'NOT_AN_ICON'"):
+        layout.label(text="x", icon="NOT_AN_ICON")
+    with pytest.raises(AssertionError, match="no operator 'partdistill.nonsense'"):
+        layout.operator("partdistill.nonsense")
+    with pytest.raises(AttributeError, match="has no property 'indx'"):
+        layout.operator("partdistill.select_part").indx = 1
+    with pytest.raises(AttributeError, match="no settable property 'ui_unit_x'"):
+        layout.ui_unit_x = 2
+
+
+def test_result_operators_work_from_edit_mode(ui):
+    # Select puts the object in edit mode; the other buttons are pressed from there.
+    obj = chair_scene(ui)
+    bpy.ops.partdistill.segment_parts()
+    labels = np.empty(len(obj.data.polygons), np.int32)
+    obj.data.attributes["partdistill_part"].data.foreach_get("value", labels)
+    bpy.ops.partdistill.select_part(index=0)
+    assert obj.mode == "EDIT"
+    bpy.ops.partdistill.hide_part(index=1)
+    assert obj.mode == "EDIT"
+    bpy.ops.object.mode_set(mode="OBJECT")
+    hidden = np.empty(len(obj.data.polygons), bool)
+    obj.data.polygons.foreach_get("hide", hidden)
+    assert np.array_equal(hidden, labels == 1)
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.partdistill.show_all_parts()
+    assert obj.mode == "EDIT"  # Show All keeps the mode it was pressed in
+    bpy.ops.object.mode_set(mode="OBJECT")
+    obj.data.polygons.foreach_get("hide", hidden)
+    assert not hidden.any()
+    bpy.ops.object.mode_set(mode="EDIT")
+    with pytest.raises(ValueError, match="in edit mode: part labels are read in object mode"):
+        results.part_face_mask(obj, 0)
+
+
+def test_run_record_says_how_a_result_was_made(ui):
+    obj = chair_scene(ui)
+    bpy.ops.partdistill.segment_parts()
+    run = writeback.read_run(obj)
+    assert run == {"teacher": "simulated", "mode": "direct", "views": 10, "student_shared_by": []}
+    assert writeback.run_summary(run) == ["simulated, 10 views", "Teacher votes only, no student"]
+    shared = {"teacher": "clip", "model": "/models/clip-vit-b16/", "mode": "distill",
+              "views": 10, "student_shared_by": ["Chair", "Chair.001"]}  # fmt: skip
+    assert writeback.run_summary(shared) == ["clip-vit-b16, 10 views", "One student for 2 objects"]
+    assert writeback.run_summary({}) == []
 
 
 def test_preferences_feed_the_config(ui, monkeypatch, tmp_path):
