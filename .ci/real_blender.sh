@@ -129,17 +129,29 @@ if want batch; then
 fi
 
 # ---------------------------------------------------------------- UI under Xvfb
+# Each script starts Blender's UI afresh and clicks through one part of the panel with xdotool
+# (see .ci/ui_lib.sh); every check prints a PASS or FAIL line.
+UI_SCRIPTS="ui_test ui_results ui_setup ui_multi"
 if want ui; then
-  log "UI: PartDistill tab, Segment Parts, screenshot"
+  log "UI: Segment Parts, undo, cancel, clear; results; part list, presets, preferences; several meshes"
   [ -d "$BUR/extensions" ] || { echo "the ui step needs the install step first" >&2; exit 1; }
   [ -f "$SCENE" ] || { echo "the ui step needs the scene step first" >&2; exit 1; }
-  rm -f "$OUT/panel.png" "$OUT/ui_done"
+  rm -f "$OUT"/panel.png "$OUT"/ui_*.png "$OUT"/*_state.json
   chroot "$CHROOT" /usr/bin/Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
   XVFB_PID=$!
   sleep 2
-  DISPLAY_VAR=DISPLAY=:99 in_chroot bash "$REPO/.ci/ui_test.sh" "$SCENE" "$OUT" 2>&1 | tee "$OUT/ui.log" | tail -12
-  in_chroot python3 "$REPO/.ci/check_screenshot.py" "$OUT/panel.png" "$OUT/ui_tab.png" \
-    "$OUT/ui_state.json" 3
+  for script in $UI_SCRIPTS; do
+    log "UI: $script"
+    DISPLAY_VAR=DISPLAY=:99 in_chroot bash "$REPO/.ci/$script.sh" "$SCENE" "$OUT" 2>&1 \
+      | tee "$OUT/$script.log" | grep --line-buffered -E "^(PASS|FAIL|segmented|PartDistill tab|the click)" || true
+    grep -q "^FAIL" "$OUT/$script.log" && { tail -25 "$OUT/$script.log"; exit 1; }
+    grep -q "^PASS no Python errors" "$OUT/$script.log" || {
+      echo "$script ended early:"; tail -25 "$OUT/$script.log"; exit 1; }
+    if [ "$script" = ui_test ]; then
+      in_chroot python3 "$REPO/.ci/check_screenshot.py" "$OUT/panel.png" "$OUT/ui_tab.png" \
+        "$OUT/ui_state.json" 3
+    fi
+  done
 fi
 
 # ---------------------------------------------------------------- uninstall, as the README says

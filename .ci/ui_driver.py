@@ -1,10 +1,15 @@
-"""Runs inside Blender's UI (under Xvfb) for .ci/ui_test.sh: prepares the scene and reports.
+"""Runs inside Blender's UI (under Xvfb) for the .ci/ui_*.sh tests: prepares the scene and
+reports what a user would see.
 
-It does not press anything: ui_test.sh does that with xdotool. It opens the 3D viewport's
-sidebar, fills the part names and picks the simulated teacher (small views, so the run is
-quick on two cores), then writes STATE_FILE five times a second: the sidebar's rectangle in X
-screen coordinates, its active tab, whether a segmentation is running, and whether the object
-now has its parts (material slots named by the parts).
+It presses nothing: the shell scripts do that with xdotool, as a user would. It opens the 3D
+viewport's sidebar, fills the part names and picks the simulated teacher (small views, so a
+run is quick on two cores), then writes STATE_FILE five times a second: where the sidebar is
+in X screen coordinates, its active tab, the part list, whether a segmentation is running,
+what the object holds, what is selected or hidden in edit mode, which images the Image
+Editors show, and the add-on preferences.
+
+PARTDISTILL_UI_SCENARIO picks the scene: "single" (the chair alone) or "multi" (a second
+chair beside it, both selected).
 """
 
 import hashlib
@@ -12,13 +17,21 @@ import json
 import os
 import sys
 
+import bmesh
 import bpy
 import numpy as np
 
 STATE_FILE = os.environ["PARTDISTILL_UI_STATE"]
+SCENARIO = os.environ.get("PARTDISTILL_UI_SCENARIO", "single")
+ADDON = "bl_ext.user_default.partdistill"
 PARTS = ["seat", "back", "leg"]
-REPORT_INTERVAL_S = 0.2
+REPORT_INTERVAL_S = 0.1
 sequence = 0
+copied = {"text": "", "sequence": 0}  # the last text copied, and the report that read it
+menus_drawn: dict[str, int] = {}  # menu idname -> times drawn (a menu draws while it is open)
+# Panel -> times its draw() ran to the end, by whether the active object had a segmentation.
+# A function appended to a panel runs after its draw(), and not when draw() raised.
+panels_drawn: dict[str, dict[str, int]] = {}
 
 
 def view3d(screen):
@@ -27,6 +40,26 @@ def view3d(screen):
             sidebar = next(r for r in area.regions if r.type == "UI")
             return area, sidebar
     raise RuntimeError("no 3D viewport in the window")
+
+
+def count_menu_draws(idname):
+    def note(self, context):
+        menus_drawn[idname] = menus_drawn.get(idname, 0) + 1
+
+    getattr(bpy.types, idname).append(note)
+
+
+def count_panel_draws(idname):
+    def note(self, context):
+        obj = context.active_object
+        has = obj is not None and "partdistill" in obj and obj.type == "MESH"
+        key = "with" if has else "without"
+        if obj is not None and obj.mode == "EDIT":
+            key += " in edit mode"
+        counts = panels_drawn.setdefault(idname, {})
+        counts[key] = counts.get(key, 0) + 1
+
+    getattr(bpy.types, idname).append(note)
 
 
 def prepare():
@@ -39,9 +72,16 @@ def prepare():
     # No grid, axes, outline or gizmos: the red and green axes would pass for part colours.
     space.overlay.show_overlays = False
     space.show_gizmo = False
-    obj = bpy.data.objects["Chair"]
-    bpy.context.view_layer.objects.active = obj
-    obj.select_set(True)
+    chair = bpy.data.objects["Chair"]
+    if SCENARIO == "multi":
+        second = chair.copy()
+        second.data = chair.data.copy()
+        second.name = second.data.name = "Chair 2"
+        second.location.x += 1.2
+        bpy.context.scene.collection.objects.link(second)
+        second.select_set(True)
+    bpy.context.view_layer.objects.active = chair
+    chair.select_set(True)
     settings = bpy.context.scene.partdistill
     settings.parts.clear()
     for name in PARTS:
@@ -53,6 +93,11 @@ def prepare():
     region = next(r for r in area.regions if r.type == "WINDOW")
     with bpy.context.temp_override(window=window, area=area, region=region):
         bpy.ops.view3d.view_selected()
+    for idname in ("PARTDISTILL_MT_presets", "PARTDISTILL_MT_presets_shapenetpart",
+                   "PARTDISTILL_MT_presets_user"):  # fmt: skip
+        count_menu_draws(idname)
+    for idname in ("PARTDISTILL_PT_main", "PARTDISTILL_PT_advanced", "PARTDISTILL_PT_results"):
+        count_panel_draws(idname)
     bpy.app.timers.register(report, first_interval=REPORT_INTERVAL_S)
 
 
@@ -66,28 +111,138 @@ def canvas(window, area):
     return {"x": left, "y": top, "width": sidebar.x - left, "height": window.height - area.y - top}
 
 
-def report():
-    global sequence
-    sequence += 1
-    window = bpy.context.window_manager.windows[0]
-    area, sidebar = view3d(window.screen)
-    obj = bpy.data.objects["Chair"]
-    slots = [s.material.name for s in obj.material_slots if s.material]
-    # What a segmentation changes on the object, compared by ui_test.sh across undo, redo,
-    # cancel and clear: groups, slots (empty ones too), attributes, and every face's slot.
-    face_slots = np.zeros(len(obj.data.polygons), dtype=np.int32)
-    obj.data.polygons.foreach_get("material_index", face_slots)
-    snapshot = {
+def face_values(obj, name, dtype):
+    """(P,) values of a face property ("select", "hide") or INT/FLOAT face attribute; None when
+    the attribute is missing. In edit mode they live in the BMesh (the mesh reads as empty)."""
+    mesh = obj.data
+    if obj.mode == "EDIT":
+        bm = bmesh.from_edit_mesh(mesh)
+        if name in ("select", "hide", "material_index"):
+            return np.array([getattr(f, name) for f in bm.faces], dtype)
+        layers = bm.faces.layers.float if dtype == np.float32 else bm.faces.layers.int
+        layer = layers.get(name)
+        return np.array([f[layer] for f in bm.faces], dtype) if layer is not None else None
+    values = np.empty(len(mesh.polygons), dtype)
+    if name in ("select", "hide", "material_index"):
+        mesh.polygons.foreach_get(name, values)
+    elif name in mesh.attributes:
+        mesh.attributes[name].data.foreach_get("value", values)
+    else:
+        return None
+    return values
+
+
+def snapshot(obj):
+    """What a segmentation changes on the object, compared across undo, redo, cancel and clear:
+    groups, slots (empty ones too), attributes, and every face's slot."""
+    face_slots = face_values(obj, "material_index", np.int32)
+    return json.dumps({
         "groups": [g.name for g in obj.vertex_groups],
         "slots": [s.material.name if s.material else "" for s in obj.material_slots],
         "attributes": sorted(a.name for a in obj.data.attributes if not a.is_internal),
         "face_slots": hashlib.sha1(face_slots.tobytes()).hexdigest(),
+    }, sort_keys=True)  # fmt: skip
+
+
+def describe(mask, labels, parts, low):
+    """Names the face set ``mask``: "none", "all", "seat", "all but seat", "low confidence"."""
+    if not mask.any():
+        return "none"
+    if mask.all():
+        return "all"
+    if labels is not None:
+        for i, name in enumerate(parts):
+            if np.array_equal(mask, labels == i):
+                return name
+            if np.array_equal(mask, labels != i):
+                return f"all but {name}"
+    if low is not None and np.array_equal(mask, low):
+        return "low confidence"
+    return f"{int(mask.sum())} other faces"
+
+
+def object_state(obj, settings):
+    labels = face_values(obj, "partdistill_part", np.int32)
+    truth = face_values(obj, "partdistill_ground_truth", np.int32)
+    confidence = face_values(obj, "partdistill_confidence", np.float32)
+    low = confidence < settings.low_confidence if confidence is not None else None
+    parts = [g.name for g in obj.vertex_groups]
+    return {
+        "mode": obj.mode,
+        "selected_object": obj.select_get(),
+        "segmented": labels is not None,
+        "parts": parts if labels is not None else [],
+        # The simulated teacher labels the chair from its true parts, in the list's order.
+        "agreement": float(np.mean(labels == truth)) if labels is not None else None,
+        "labels": hashlib.sha1(labels.tobytes()).hexdigest() if labels is not None else "",
+        "low_confidence_faces": int(low.sum()) if low is not None else None,
+        "selected": describe(face_values(obj, "select", bool), labels, parts, low),
+        "hidden": describe(face_values(obj, "hide", bool), labels, parts, low),
+        "snapshot": snapshot(obj),
+        # How the segmentation was made, as the add-on keeps it on the object.
+        "run": json.loads(obj.get("partdistill", "{}")).get("run", {}),
     }
+
+
+def image_editors():
+    """ "window N: image name" for each Image Editor in any window (a new window counts)."""
+    shown = []
+    for number, window in enumerate(bpy.context.window_manager.windows):
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR":
+                image = area.spaces.active.image
+                shown.append(f"window {number}: {image.name if image else ''}")
+    return shown
+
+
+def preferences_state():
+    addon = bpy.context.preferences.addons.get(ADDON)
+    prefs = addon.preferences if addon is not None else None
+    screen_height = bpy.context.window_manager.windows[0].height
+    windows = [w for w in bpy.context.window_manager.windows
+               if any(a.type == "PREFERENCES" for a in w.screen.areas)]  # fmt: skip
+    return {
+        "open": bool(windows),
+        # The Preferences window in X screen coordinates (Blender counts rows from the bottom).
+        "window": {
+            "x": windows[0].x,
+            "y": screen_height - (windows[0].y + windows[0].height),
+            "width": windows[0].width,
+            "height": windows[0].height,
+        }
+        if windows
+        else None,
+        "section": bpy.context.preferences.active_section,
+        "model": prefs.model if prefs else None,
+        "device": prefs.device if prefs else None,
+        "allow_downloads": prefs.allow_downloads if prefs else None,
+    }
+
+
+def user_presets():
+    module = sys.modules.get(ADDON + ".partdistill_blender.presets")
+    return sorted(module.load_user_presets()) if module else None
+
+
+def report():
+    global sequence, copied
+    sequence += 1
+    wm = bpy.context.window_manager
+    if wm.clipboard:
+        # Taken and emptied, so that a hover where Ctrl+C copies nothing is not mistaken for
+        # the button met before.
+        copied = {"text": wm.clipboard, "sequence": sequence}
+        wm.clipboard = ""
+    window = bpy.context.window_manager.windows[0]
+    area, sidebar = view3d(window.screen)
+    settings = bpy.context.scene.partdistill
+    obj = bpy.data.objects["Chair"]
+    chair = object_state(obj, settings)
     state = {
         "sequence": sequence,
-        # ui_test.sh finds Segment Parts by hovering and pressing Ctrl+C, which copies the
-        # Python command of the operator button under the mouse; it is read back here.
-        "clipboard": bpy.context.window_manager.clipboard,
+        # The tests find a button by hovering and pressing Ctrl+C, which copies the Python
+        # command of the operator button (or the value of the field) under the mouse.
+        "copied": copied,
         # X screens count rows from the top, Blender's windows from the bottom.
         "sidebar": {
             "x": sidebar.x,
@@ -95,23 +250,33 @@ def report():
             "width": sidebar.width,
             "height": sidebar.height,
         },
-        "viewport": {
-            "x": area.x,
-            "y": window.height - (area.y + area.height),
-            "width": area.width,
-            "height": area.height,
-        },
         "window": {"width": window.width, "height": window.height},
+        "windows": len(bpy.context.window_manager.windows),
         # Where the object is drawn: the viewport right of the toolbar, under the headers,
         # left of the sidebar (the regions overlap the main region of the viewport).
         "canvas": canvas(window, area),
         "tab": getattr(sidebar, "active_panel_category", ""),
-        "running": bool(bpy.context.scene.partdistill.is_running),
-        "progress": bpy.context.scene.partdistill.progress_text,
-        "materials": slots,
-        "segmented": "partdistill_part" in obj.data.attributes or len(slots) >= len(PARTS),
-        "has_part_attribute": "partdistill_part" in obj.data.attributes,
-        "snapshot": json.dumps(snapshot, sort_keys=True),
+        "running": bool(settings.is_running),
+        "progress": settings.progress_text,
+        "part_list": [p.name for p in settings.parts],
+        "active_part": settings.active_part,
+        "category": settings.category,
+        "one_student": settings.one_student,
+        "menus_drawn": menus_drawn,
+        "panels_drawn": panels_drawn,
+        "user_presets": user_presets(),
+        "image_editors": image_editors(),
+        "preferences": preferences_state(),
+        "materials": [s.material.name for s in obj.material_slots if s.material],
+        "segmented": chair["segmented"],
+        "has_part_attribute": chair["segmented"],
+        "snapshot": chair["snapshot"],
+        "chair": chair,
+        "objects": {
+            o.name: object_state(o, settings) if o != obj else chair
+            for o in bpy.context.scene.objects
+            if o.type == "MESH"
+        },
         # Operators that ended FINISHED (a cancelled run adds none). Blender prints an
         # operator's reports to stdout only when it finishes, so a cancel's report is not there.
         "finished_runs": sum(
