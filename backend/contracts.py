@@ -130,4 +130,13 @@ class SegmentationCancelled(Exception):
 
 
 class TeacherUnavailable(RuntimeError):
-    """A teacher cannot be built (missing weights, missing package). Its message is for users."""
+    """A teacher cannot be built (missing weights, missing package). Its message is for users:
+    ``problem`` (what is missing, where it was looked for), then ``remedy`` (how to get it from
+    the command line), which a front end with other means (the Blender UI) replaces."""
+
+    def __init__(self, problem: str, remedy: str = ""):
+        super().__init__(f"{problem} {remedy}".strip())
+        self.problem, self.remedy = problem, remedy
+
+    def __reduce__(self):  # keep both parts through pickling
+        return type(self), (self.problem, self.remedy)

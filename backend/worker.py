@@ -240,6 +240,8 @@ def read_result(folder) -> list[Segmentation]:
     result = json.loads((folder / RESULT_JSON).read_text())
     if "error" in result:
         error = result["error"]
+        if error["type"] == "TeacherUnavailable" and "problem" in error:
+            raise TeacherUnavailable(error["problem"], error.get("remedy", ""))
         raise ERROR_TYPES.get(error["type"], RuntimeError)(error["message"])
     segmentations = []
     with np.load(folder / RESULT_NPZ) as arrays:
@@ -314,17 +316,21 @@ def run(folder) -> None:
         segmentations = segment_collection(objects, teacher, parts, config, _print_progress)
         write_result(folder, segmentations)
     except Exception as exc:
-        _save_json(
-            folder / RESULT_JSON,
-            {
-                "error": {
-                    "type": type(exc).__name__,
-                    "message": str(exc) or type(exc).__name__,
-                    "traceback": traceback.format_exc(),
-                }
-            },
-        )
+        write_error(folder, exc)
         raise
+
+
+def write_error(folder, exc: BaseException) -> None:
+    """The error entry ``read_result`` raises again on the caller's side; call it inside the
+    ``except`` block (it keeps the traceback)."""
+    error = {
+        "type": type(exc).__name__,
+        "message": str(exc) or type(exc).__name__,
+        "traceback": traceback.format_exc(),
+    }
+    if isinstance(exc, TeacherUnavailable):  # what is missing and how to get it, apart
+        error.update(problem=exc.problem, remedy=exc.remedy)
+    _save_json(pathlib.Path(folder) / RESULT_JSON, {"error": error})
 
 
 def main(argv: list[str]) -> int:

@@ -3,10 +3,13 @@ looking at a result: select, hide or isolate a part, low-confidence faces, the e
 
 from __future__ import annotations
 
+import sys
+
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, IntProperty
 
+from ..backend.contracts import TeacherUnavailable
 from . import evidence, results
 from .preferences import get_preferences
 from .properties import config_from_settings, part_names
@@ -48,6 +51,24 @@ def _tag_redraw(context) -> None:
             area.tag_redraw()
 
 
+def report_error(operator, message: str) -> None:
+    """A Blender error report, also printed to the console: a report's popup is cut at the
+    window's width and gone with the next one; a terminal (or a bug report) keeps it whole."""
+    operator.report({"ERROR"}, message)
+    print(f"PartDistill error: {message}", file=sys.stderr)
+
+
+def check_teacher_before_rendering(config) -> None:
+    """Raise TeacherUnavailable now, before any view is rendered, when the teacher's weights
+    are not to be had (cheap: looks at folders and the cache, loads nothing)."""
+    from ..backend.teachers.models import check_teacher_available
+
+    try:
+        check_teacher_available(config.teacher, config)
+    except ImportError:
+        pass  # the check needs a library that only the compute Python has: the run will tell
+
+
 class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
     """Name the parts of the selected meshes: render views, ask the teacher, distill a student
     and write vertex groups, material slots and face attributes"""
@@ -69,11 +90,12 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
             empty = [o.name for o in objects if len(o.data.polygons) == 0]
             if empty:
                 raise ValueError(f"{', '.join(empty)} has no faces to segment")
+            check_teacher_before_rendering(config)
             if context.mode != "OBJECT":  # edit-mode changes reach the mesh data only here
                 bpy.ops.object.mode_set(mode="OBJECT")
             job = SegmentJob(objects, parts, config, settings.category)
-        except ValueError as exc:
-            self.report({"ERROR"}, error_message(exc))
+        except (ValueError, TeacherUnavailable) as exc:
+            report_error(self, error_message(exc))
             return None
         _running["job"] = job
         settings.is_running = True
@@ -97,13 +119,13 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
             self.report({"WARNING"}, "Segmentation cancelled: nothing was changed")
             return {"CANCELLED"}
         if job.error is not None:
-            self.report({"ERROR"}, f"Segmentation failed: {error_message(job.error)}")
+            report_error(self, f"Segmentation failed: {error_message(job.error)}")
             return {"CANCELLED"}
         settings.progress_text = STAGE_NAMES["write"]
         try:
             written = job.write_results(context.scene.objects)
         except (ValueError, RuntimeError) as exc:
-            self.report({"ERROR"}, f"Could not write the parts: {error_message(exc)}")
+            report_error(self, f"Could not write the parts: {error_message(exc)}")
             return {"CANCELLED"}
         finally:
             settings.progress_text = ""
@@ -186,7 +208,7 @@ class _ResultOperator(bpy.types.Operator):
         try:
             action(obj)
         except ValueError as exc:
-            self.report({"ERROR"}, error_message(exc))
+            report_error(self, error_message(exc))
             return {"CANCELLED"}
         return {"FINISHED"}
 
@@ -331,7 +353,7 @@ class PARTDISTILL_OT_show_evidence(_ResultOperator):
         try:
             pairs = evidence.load_evidence(obj.name)
         except ValueError as exc:
-            self.report({"ERROR"}, error_message(exc))
+            report_error(self, error_message(exc))
             return {"CANCELLED"}
         index = min(self.view, len(pairs) - 1)
         view_image, teacher_image = pairs[index]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 import sys
 import types
@@ -17,6 +18,7 @@ from partdistill.backend.teachers.models import (
     model_for_teacher,
     resolve_model,
 )
+from partdistill.backend.worker import read_result, write_error
 
 MISSING = "openai/clip-vit-base-patch16"
 
@@ -61,6 +63,21 @@ def test_missing_weights_message_names_model_place_and_command(tmp_path, online)
     assert "--teacher package.module:factory" in message
     assert "--teacher simulated" in message
     assert "\n" not in message  # one message, one line
+    # What is missing and how to get it stay apart (the Blender UI has its own remedy), also
+    # through pickling and the out-of-process worker's error file.
+    assert message == f"{err.value.problem} {err.value.remedy}"
+    assert "download_models" not in err.value.problem
+    back = pickle.loads(pickle.dumps(err.value))
+    assert (back.problem, back.remedy) == (err.value.problem, err.value.remedy)
+    folder = tmp_path / "worker"
+    folder.mkdir()
+    try:
+        raise err.value
+    except TeacherUnavailable as exc:
+        write_error(folder, exc)
+    with pytest.raises(TeacherUnavailable) as again:
+        read_result(folder)
+    assert (again.value.problem, again.value.remedy) == (err.value.problem, err.value.remedy)
 
 
 def test_hf_hub_offline_overrides_allow_downloads(tmp_path, monkeypatch):

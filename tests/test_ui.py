@@ -143,6 +143,23 @@ def test_errors_reach_the_user_and_change_nothing(ui):
         bpy.ops.partdistill.segment_parts()
     assert snapshot(obj) == before
 
+    # Missing weights are found before any view is rendered, with what to do in Blender.
+    ui.teacher = "clip"
+    prefs = bpy.context.preferences.addons.new()
+    prefs.module = "partdistill"
+    try:
+        preferences.get_preferences().model = "/nonexistent/clip-model"
+        images = len(bpy.data.images)
+        with pytest.raises(RuntimeError) as err:
+            bpy.ops.partdistill.segment_parts()
+    finally:
+        bpy.context.preferences.addons.remove(prefs)
+    message = str(err.value)
+    assert "model '/nonexistent/clip-model' was not found" in message
+    assert "Set Model in the add-on's preferences" in message
+    assert "download_models.py" not in message and "--model" not in message  # command line
+    assert snapshot(obj) == before and len(bpy.data.images) == images  # nothing rendered
+
     ui.teacher = "simulated"
     ui.parts.clear()
     with pytest.raises(RuntimeError, match="no part names given"):

@@ -90,13 +90,13 @@ def resolve_model(name: str, config: PartDistillConfig) -> ResolvedModel:
         if (path / "config.json").is_file():
             return ResolvedModel(name, str(path.resolve()), "directory")
         raise TeacherUnavailable(
-            f"model directory {path} has no config.json, so it is not a saved transformers "
-            "model. " + _how_to_get(name, config)
+            f"model directory {path} has no config.json, so it is not a saved transformers model.",
+            _how_to_get(name, config),
         )
     if looks_like_path or name.count("/") != 1:
         raise TeacherUnavailable(
-            f"model {name!r} was not found: no directory {path.resolve()} exists. "
-            + _how_to_get(name, config)
+            f"model {name!r} was not found: no directory {path.resolve()} exists.",
+            _how_to_get(name, config),
         )
     snapshot = _cached_snapshot(name, config)
     if snapshot is not None:
@@ -107,8 +107,8 @@ def resolve_model(name: str, config: PartDistillConfig) -> ResolvedModel:
         f"model {name!r} is not on this machine: not a local directory, and not in the "
         f"Hugging Face cache {hub_cache_dir(config)}; downloads are off"
         + (" (HF_HUB_OFFLINE is set)" if config.allow_downloads else "")
-        + ". "
-        + _how_to_get(name, config)
+        + ".",
+        _how_to_get(name, config),
     )
 
 

@@ -67,11 +67,11 @@ def check_open_clip(name: str, config: PartDistillConfig) -> None:
     repo = (cfg.get("hf_hub") or "").rstrip("/")
     raise TeacherUnavailable(
         f"open_clip weights {arch}/{pretrained} (model {name!r}) are not in the cache "
-        f"{hub_cache_dir(config)} and downloads are off. On a machine that is online, run "
-        f"`python scripts/download_models.py {name}`"
+        f"{hub_cache_dir(config)} and downloads are off.",
+        f"On a machine that is online, run `python scripts/download_models.py {name}`"
         + (f" (or `hf download {repo}`)" if repo else "")
         + ", copy the cache here, or pass a checkpoint file: open_clip:{arch}/FILE.pt; "
-        "or use --model DIR, --teacher package.module:factory, or --teacher simulated."
+        "or use --model DIR, --teacher package.module:factory, or --teacher simulated.",
     )
 
 
