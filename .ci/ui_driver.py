@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 
 import bmesh
 import bpy
@@ -28,6 +29,10 @@ PARTS = ["seat", "back", "leg"]
 REPORT_INTERVAL_S = 0.1
 sequence = 0
 copied = {"text": "", "sequence": 0}  # the last text copied, and the report that read it
+# The longest gap between two reports while a segmentation ran: this timer runs on Blender's
+# main thread, so the gap is how long the UI stood still.
+last_report = {"time": 0.0, "running": False}
+longest_stall_s = 0.0
 menus_drawn: dict[str, int] = {}  # menu idname -> times drawn (a menu draws while it is open)
 # Panel -> times its draw() ran to the end, by whether the active object had a segmentation.
 # A function appended to a panel runs after its draw(), and not when draw() raised.
@@ -225,8 +230,13 @@ def user_presets():
 
 
 def report():
-    global sequence, copied
+    global sequence, copied, longest_stall_s
     sequence += 1
+    now = time.perf_counter()
+    running = bool(bpy.context.scene.partdistill.is_running)
+    if running and last_report["running"]:
+        longest_stall_s = max(longest_stall_s, now - last_report["time"])
+    last_report.update(time=now, running=running)
     wm = bpy.context.window_manager
     if wm.clipboard:
         # Taken and emptied, so that a hover where Ctrl+C copies nothing is not mistaken for
@@ -257,10 +267,12 @@ def report():
         "canvas": canvas(window, area),
         "tab": getattr(sidebar, "active_panel_category", ""),
         "running": bool(settings.is_running),
+        "longest_stall_s": round(longest_stall_s, 3),
         "progress": settings.progress_text,
         "part_list": [p.name for p in settings.parts],
         "active_part": settings.active_part,
         "category": settings.category,
+        "teacher": settings.teacher,
         "one_student": settings.one_student,
         "menus_drawn": menus_drawn,
         "panels_drawn": panels_drawn,

@@ -102,7 +102,45 @@ menu_item 'bpy.ops.partdistill.delete_preset(name="Dining chair")' "$BUTTON_X" $
 click "$BUTTON_X" "$BY"
 expect "s['user_presets'] == []" "Presets > Delete Dining chair removes it"
 
-# 3. The Advanced panel (closed at first): its header is below Segment Parts. Step below the
+# 3. An error a user would meet: the CLIP teacher without its weights (none can be downloaded
+# here). It must be told at once, before any view is rendered, with what to do in Blender.
+# The settings are rows of one height: Object, Teacher, Mode, Views. Ctrl+C finds the Object
+# field (the preset set it to "chair") and Views ("6"); Teacher is the row below Object.
+# (Ctrl+wheel, which steps a drop-down through its items, switches sidebar tabs or changes
+# numbers elsewhere: it must land on the drop-down.)
+top_edge() {  # WANT X Y: the top row of the field at X,Y whose Ctrl+C is WANT
+  local y=$3
+  while [ "$(copied_at "$2" $((y - 1)))" = "$1" ]; do y=$((y - 1)); done
+  echo "$y"
+}
+find_y "chair" "$BUTTON_X" $((SY + 20)) $((SY + SH - 4)) 6
+[ -n "$FOUND" ] || { shot failed; echo "FAIL: no Object field holding 'chair'"; exit 1; }
+OBJECT_TOP=$(top_edge chair "$BUTTON_X" "$FOUND")
+find_y "6" "$BUTTON_X" "$OBJECT_TOP" $((SY + SH - 4)) 6
+[ -n "$FOUND" ] || { shot failed; echo "FAIL: no Views field holding 6"; exit 1; }
+VIEWS_TOP=$(top_edge 6 "$BUTTON_X" "$FOUND")
+TEACHER_Y=$(( OBJECT_TOP + (VIEWS_TOP - OBJECT_TOP) / 3 + 8 ))
+for wheel in 4 4 4 4 4 4 5 5 5 5 5 5 5 5 5 5 5 5; do  # up to the list's start, then down
+  is "s['teacher'] == 'clip'" && break
+  xdotool mousemove "$BUTTON_X" "$TEACHER_Y" sleep 0.1 keydown ctrl click "$wheel" keyup ctrl
+  fresh
+  is "s['tab'] == 'PartDistill'" || { shot failed; echo "FAIL: Ctrl+wheel at $BUTTON_X,$TEACHER_Y missed the Teacher drop-down"; exit 1; }
+done
+expect "s['teacher'] == 'clip'" "Teacher set to CLIP in the panel"
+RENDERS_BEFORE=$(grep -c "partdistill_render" "$LOG" || true)
+button "bpy.ops.partdistill.segment_parts()" "$BUTTON_X" $((SY + SH / 3))
+click "$BX" "$BY"
+for _ in $(seq 50); do fresh; grep -q "^PartDistill error" "$LOG" && break; done
+grep "^PartDistill error" "$LOG" | head -1
+grep -q "^PartDistill error: model 'openai/clip-vit-base-patch16' is not on this machine.* Set Model in the add-on's preferences" "$LOG" || {
+  shot failed; echo "FAIL: no error report naming the missing model and the preferences"; exit 1; }
+[ "$(grep -c "partdistill_render" "$LOG" || true)" = "$RENDERS_BEFORE" ] && is "not s['running'] and s['finished_runs'] == 0" || {
+  echo "FAIL: views were rendered or a run went on before the missing weights were reported"; exit 1; }
+echo "PASS Segment Parts with CLIP and no weights: an error report at once (above), nothing rendered"
+sleep 0.5
+shot error
+
+# 4. The Advanced panel (closed at first): its header is below Segment Parts. Step below the
 # button's lower edge first (a click on it would start a run), then click down to the header.
 button "bpy.ops.partdistill.segment_parts()" "$BUTTON_X" $((SY + SH / 3))
 for ((y = BY; y < BY + 40; y += 2)); do
@@ -120,7 +158,7 @@ xdotool mousemove $((SX + SW / 2)) $((SY + SH - 5))
 sleep 1
 shot advanced
 
-# 4. Preferences: the gear at the right of the panel's header.
+# 5. Preferences: the gear at the right of the panel's header.
 find_x 'bpy.ops.preferences.addon_show(module="bl_ext.user_default.partdistill")' $((SY + 15)) \
   $((SX + SW - 30)) $((SX + SW / 2)) -4
 [ -n "$FOUND" ] || { shot failed; echo "FAIL: no preferences button in the panel's header"; exit 1; }
