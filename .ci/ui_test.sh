@@ -79,6 +79,21 @@ fresh
   echo "FAIL cancel: the object changed: $(state "['snapshot']") (before: $SEGMENTED)"; exit 1; }
 echo "PASS cancel: ended without finishing ($FINISHED_RUNS finished run(s) before and after); groups, slots, attributes and face slots as before: $SEGMENTED"
 
+# 2b. The Cancel button: while a run goes, the progress bar stands where Segment Parts was, with
+# Cancel at its right end. Press Segment Parts again, find Cancel along that row, click it.
+click "$SEGMENT_X" "$SEGMENT_Y"
+wait_for "s['running']" 10 || { echo "FAIL cancel button: the third Segment Parts never started"; exit 1; }
+find_x "bpy.ops.partdistill.cancel()" "$SEGMENT_Y" $((SX + SW - 30)) $((SX + SW / 2)) -4
+[ -n "$FOUND" ] || { shot failed; echo "FAIL cancel button: no Cancel beside the progress bar"; exit 1; }
+STAGE=$(state "['progress']")
+click "$FOUND" "$SEGMENT_Y"
+wait_for "not s['running']" 60 || { echo "FAIL cancel button: still running 60 s after Cancel"; exit 1; }
+fresh
+is "s['finished_runs'] == $FINISHED_RUNS" || { echo "FAIL cancel button: the run ended FINISHED"; exit 1; }
+[ "$(state "['snapshot']")" = "$SEGMENTED" ] || {
+  echo "FAIL cancel button: the object changed: $(state "['snapshot']")"; exit 1; }
+echo "PASS cancel button: Cancel (at $FOUND,$SEGMENT_Y) during '$STAGE' ended the run; the object as before"
+
 # 3. Clear Segmentation: the Results panel's button (scroll the sidebar down to reach it).
 for _ in 1 2 3 4 5 6; do xdotool mousemove "$BUTTON_X" $((SY + SH / 2)) click 5; done
 fresh
