@@ -15,6 +15,18 @@ import load_repo  # noqa: E402
 load_repo.load()
 
 
+@pytest.fixture
+def ui():
+    """The scene's PartDistill settings, in a fresh empty file with the add-on registered."""
+    import bpy
+    import partdistill
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    partdistill.register()
+    yield bpy.context.scene.partdistill
+    partdistill.unregister()  # a class left registered makes the bpy module hang at exit
+
+
 # The bpy module can deadlock in its atexit teardown once torch's threads exist (seen with
 # bpy 4.5 + torch 2.13: the process hangs on a futex after the last test). End the process
 # ourselves once pytest has printed its summary, keeping pytest's exit status.
