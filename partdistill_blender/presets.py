@@ -44,10 +44,9 @@ DATASET_LABELS = {"ShapeNetPart": "ShapeNetPart", "PartNetE": "PartNet-Ensemble"
 
 def dataset_presets(path: os.PathLike | None = None) -> dict[str, dict[str, list[str]]]:
     """{"ShapeNetPart": {"Chair": [...], ...}, "PartNetE": {...}}; {} when the file is absent."""
+    candidates = [pathlib.Path(path)] if path is not None else VOCABULARIES_PATHS
+    path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        path = next((p for p in VOCABULARIES_PATHS if p.is_file()), None)
-    path = pathlib.Path(path) if path is not None else None
-    if path is None or not path.is_file():
         return {}
     with open(path, encoding="utf-8") as f:
         data = json.load(f)

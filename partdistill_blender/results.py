@@ -80,8 +80,7 @@ def low_confidence_mask(obj, threshold: float) -> np.ndarray:
 
 
 def _require_result(obj) -> dict:
-    if obj is not None and obj.mode == "EDIT":
-        raise ValueError(f"{obj.name!r} is in edit mode: part labels are read in object mode")
+    # read_segmentation refuses edit mode, where the labels cannot be read, in plain words.
     result = read_segmentation(obj) if obj is not None and obj.type == "MESH" else None
     if result is None:
         name = obj.name if obj is not None else "nothing"

@@ -222,8 +222,8 @@ def read_segmentation(obj) -> dict | None:
     attributes live in the BMesh and read as empty.
 
     Returns {"parts": [str], "face_labels": (P,) int32, "face_confidence": (P,) float32,
-    "groups": [vertex group name per part], "materials": [material name per part],
-    "run": {} or as given to ``write_segmentation``}.
+    "groups": [vertex group name per part], "materials": [material name per part]}; the run
+    record is read by ``read_run``.
     """
     info = _bookkeeping(obj)
     if info is not None and obj.mode == "EDIT":
@@ -243,7 +243,6 @@ def read_segmentation(obj) -> dict | None:
         "face_confidence": confidence,
         "groups": list(info["groups"]),
         "materials": list(info["materials"]),
-        "run": dict(info.get("run", {})),
     }
 
 

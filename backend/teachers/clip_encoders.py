@@ -25,6 +25,12 @@ from .preprocess import normalisation, read_preprocessor_config
 DENSE_MODES = ("value", "standard")
 
 
+def check_dense_mode(mode: str) -> None:
+    """ValueError unless ``mode`` is one of DENSE_MODES (config.clip_dense_mode)."""
+    if mode not in DENSE_MODES:
+        raise ValueError(f"clip_dense_mode must be one of {', '.join(DENSE_MODES)}, not {mode!r}")
+
+
 class TransformersDenseEncoder:
     """Patch and text embeddings of a transformers CLIP or SigLIP model, on one device.
 
@@ -63,10 +69,7 @@ class TransformersDenseEncoder:
 
     @torch.inference_mode()
     def encode_patches(self, pixels: torch.Tensor, mode: str) -> torch.Tensor:
-        if mode not in DENSE_MODES:
-            raise ValueError(
-                f"clip_dense_mode must be one of {', '.join(DENSE_MODES)}, not {mode!r}"
-            )
+        check_dense_mode(mode)
         vision = self.model.vision_model
         hidden = vision.embeddings(pixels.to(self.device, self.dtype))
         if hasattr(vision, "pre_layrnorm"):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..config import PartDistillConfig
 from ..contracts import TeacherUnavailable
 from ..device import resolve_device, use_half_precision
-from .clip_encoders import DENSE_MODES
+from .clip_encoders import check_dense_mode
 from .models import OPEN_CLIP_PREFIX, downloads_allowed, hub_cache_dir, load_once
 from .preprocess import CLIP_MEAN, CLIP_STD
 
@@ -114,10 +114,7 @@ class OpenClipDenseEncoder:
 
     @torch.inference_mode()
     def encode_patches(self, pixels: torch.Tensor, mode: str) -> torch.Tensor:
-        if mode not in DENSE_MODES:
-            raise ValueError(
-                f"clip_dense_mode must be one of {', '.join(DENSE_MODES)}, not {mode!r}"
-            )
+        check_dense_mode(mode)
         visual = self.model.visual
         x = visual._embeds(pixels.to(self.device, self.dtype))
         transformer = visual.transformer
