@@ -280,7 +280,6 @@ def report():
         "image_editors": image_editors(),
         "preferences": preferences_state(),
         "materials": [s.material.name for s in obj.material_slots if s.material],
-        "segmented": chair["segmented"],
         "has_part_attribute": chair["segmented"],
         "snapshot": chair["snapshot"],
         "chair": chair,
