@@ -21,6 +21,9 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from psb_categories import CATEGORIES, DATA, MAN_MADE, shape_paths  # noqa: E402
+
 import load_repo  # noqa: E402
 
 load_repo.load()
@@ -35,19 +38,6 @@ from partdistill.backend.sampling import polygon_areas  # noqa: E402
 from partdistill.backend.teachers import build_teacher  # noqa: E402
 from partdistill.partdistill_blender.importers import import_mesh_file  # noqa: E402
 from partdistill.partdistill_blender.render import render_views  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "psb_dev"
-
-# Part names as a user would type them, and the PSB label names they stand for.
-CATEGORIES = {
-    "Chair": (["back", "seat", "leg", "arm"], {"backsupport": "back", "support": "seat"}),
-    "Table": (["top", "leg"], {"support": "top"}),
-    "Airplane": (
-        ["body", "wing", "horizontal tail", "vertical tail", "engine"],
-        {"stabilizer": "horizontal tail", "rudder": "vertical tail"},
-    ),
-    "Cup": (["body", "handle"], {}),
-}
 
 
 def evaluate_shape(path: pathlib.Path, parts, renames, config, teacher) -> dict:
@@ -79,7 +69,7 @@ def evaluate_shape(path: pathlib.Path, parts, renames, config, teacher) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--categories", nargs="+", default=list(CATEGORIES))
+    parser.add_argument("--categories", nargs="+", default=list(MAN_MADE), choices=list(CATEGORIES))
     parser.add_argument("--limit", type=int, default=0, help="shapes per category (0 = all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -91,9 +81,7 @@ def main() -> int:
     for category in args.categories:
         parts, renames = CATEGORIES[category]
         teacher = build_teacher("simulated", parts, config=config)
-        paths = sorted(DATA.joinpath(category).glob("*.off"))
-        if args.limit:
-            paths = paths[: args.limit]
+        paths = shape_paths(category, args.limit)
         rows = []
         for path in paths:
             row = evaluate_shape(path, parts, renames, config, teacher)
