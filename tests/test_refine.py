@@ -1,0 +1,127 @@
+"""Labels that follow the mesh: the CRF over the polygon adjacency graph, on shapes whose right
+answer is known."""
+
+import numpy as np
+from partdistill.backend.config import PartDistillConfig
+from partdistill.backend.contracts import MeshGeometry
+from partdistill.backend.refine import polygon_adjacency, refine_probabilities
+
+CONFIG = PartDistillConfig(refine=True)
+
+
+def _sheet(cells, to_3d, first_polygon=0):
+    """A cells x cells grid of quads (two triangles each) mapped to 3D by to_3d(u, v)."""
+    u, v = np.meshgrid(np.linspace(0, 1, cells + 1), np.linspace(0, 1, cells + 1))
+    vertices = to_3d(u.ravel(), v.ravel())
+    i, j = np.meshgrid(np.arange(cells), np.arange(cells))
+    a = (j * (cells + 1) + i).ravel()
+    b, c, d = a + 1, a + cells + 2, a + cells + 1
+    triangles = np.concatenate([np.column_stack([a, b, c]), np.column_stack([a, c, d])])
+    quad = np.arange(cells * cells) + first_polygon
+    return vertices, triangles, np.concatenate([quad, quad]), (v.ravel()[a] + 0.5 / cells)
+
+
+def _join(*sheets) -> MeshGeometry:
+    vertices, triangles, owners, offset = [], [], [], 0
+    for verts, tris, own, _ in sheets:
+        vertices.append(verts)
+        triangles.append(tris + offset)
+        owners.append(own)
+        offset += len(verts)
+    owners = np.concatenate(owners)
+    return MeshGeometry(
+        np.concatenate(vertices).astype(np.float32),
+        np.concatenate(triangles).astype(np.int32),
+        owners.astype(np.int32),
+        int(owners.max()) + 1,
+    )
+
+
+def _folded_sheet(cells=48):
+    """An L: a floor (part 0) and a wall (part 1) meeting at a 90 degree crease along y = 1.
+    The two sheets repeat the vertices of the crease, as many files do."""
+    floor = _sheet(cells, lambda u, v: np.column_stack([u, v, 0 * u]))
+    wall = _sheet(cells, lambda u, v: np.column_stack([u, 1 + 0 * u, v]), cells * cells)
+    geometry = _join(floor, wall)
+    truth = np.repeat([0, 1], cells * cells)
+    # Distance of each polygon from the crease, along the surface, in cells.
+    rows = np.concatenate([cells - 1 - np.arange(cells * cells) // cells,
+                           np.arange(cells * cells) // cells])  # fmt: skip
+    return geometry, truth, rows
+
+
+def _refine(geometry, probs):
+    """The refinement at the default settings, as the pipeline runs it."""
+    return refine_probabilities(geometry, probs, CONFIG)
+
+
+def test_labels_switch_exactly_at_the_crease():
+    geometry, truth, rows = _folded_sheet()
+    # A blurred teacher: the floor's label bleeds two rows up the wall, and the boundary
+    # probabilities are soft (0.6 / 0.4), as a student's are near a part boundary.
+    probs = np.where(truth[:, None] == 0, [0.8, 0.2], [0.2, 0.8])
+    bled = (truth == 1) & (rows < 2)
+    probs[bled] = [0.6, 0.4]
+    before = probs.argmax(axis=1)
+    assert (before != truth).sum() == 2 * 48, "the test starts from a wrong boundary"
+    after = _refine(geometry, probs).argmax(axis=1)
+    np.testing.assert_array_equal(after, truth)
+
+
+def test_a_correct_labelling_is_left_unchanged():
+    geometry, truth, _ = _folded_sheet()
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.55, 0.95, len(truth))  # right everywhere, unevenly sure
+    probs = np.where(truth[:, None] == 0, 1.0, 0.0) * confidence[:, None]
+    probs += np.where(truth[:, None] == 1, 1.0, 0.0) * confidence[:, None]
+    probs = np.where(np.eye(2, dtype=bool)[truth], confidence[:, None], 1 - confidence[:, None])
+    refined = _refine(geometry, probs)
+    np.testing.assert_array_equal(refined.argmax(axis=1), truth)
+
+
+def test_speckle_on_a_smooth_sheet_is_removed():
+    cells = 16
+    flat = _sheet(cells, lambda u, v: np.column_stack([u, v, 0.2 * np.sin(3 * u)]))
+    geometry = _join(flat)
+    rng = np.random.default_rng(1)
+    probs = np.tile([0.75, 0.25], (cells * cells, 1))
+    specks = rng.choice(cells * cells, 20, replace=False)  # isolated wrong polygons
+    probs[specks] = [0.35, 0.65]
+    refined = _refine(geometry, probs)
+    assert (refined.argmax(axis=1) == 0).all()
+
+
+def test_separate_pieces_do_not_interact_and_ngons_are_one_node():
+    # Two sheets far apart: a confident piece must not pull a weakly labelled one.
+    a = _sheet(4, lambda u, v: np.column_stack([u, v, 0 * u]))
+    b = _sheet(4, lambda u, v: np.column_stack([u + 5, v, 0 * u]), 16)
+    geometry = _join(a, b)
+    adjacency = polygon_adjacency(geometry, 1.0, 0.2).tocoo()
+    assert ((adjacency.row < 16) == (adjacency.col < 16)).all(), "an edge across pieces"
+    # Every quad (two triangles) is one node: no self-edge from its own diagonal.
+    assert (adjacency.row != adjacency.col).all()
+    probs = np.concatenate([np.tile([0.95, 0.05], (16, 1)), np.tile([0.45, 0.55], (16, 1))])
+    refined = _refine(geometry, probs)
+    assert (refined[16:].argmax(axis=1) == 1).all()
+
+
+def test_non_manifold_edges_and_isolated_polygons():
+    # Three sheets sharing one edge (a book's spine), plus one triangle that touches nothing.
+    pages = [
+        _sheet(3, lambda u, v, a=a: np.column_stack([u, v * np.cos(a), v * np.sin(a)]), 9 * k)
+        for k, a in enumerate((0.0, 2.0, 4.0))
+    ]
+    verts, tris, owners = [p[0] for p in pages], [p[1] for p in pages], [p[2] for p in pages]
+    verts.append(np.array([[9, 9, 9], [10, 9, 9], [9, 10, 9]], float))
+    tris.append(np.array([[0, 1, 2]]))
+    owners.append(np.array([27]))
+    geometry = _join(*[(v, t, o, None) for v, t, o in zip(verts, tris, owners, strict=True)])
+    adjacency = polygon_adjacency(geometry, 1.0, 0.2)
+    assert adjacency[27].nnz == 0
+    spine = [0, 1, 2]  # first row of each page touches the spine
+    linked = {(r, c) for r, c in zip(*adjacency.nonzero(), strict=True)}
+    assert any((r in spine and 9 <= c < 27) for r, c in linked), "pages are not linked"
+    probs = np.full((28, 2), 0.5)
+    probs[27] = [0.3, 0.7]
+    refined = _refine(geometry, probs)
+    assert refined[27].argmax() == 1 and np.isfinite(refined).all()
