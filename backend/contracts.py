@@ -96,6 +96,8 @@ class KnowledgeUnits:
     polygon_unit: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (Q,)
     polygon_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (Q,)
     polygon_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (Q,)
+    # (D, N) float32 in [0, 1]: how squarely the unit's view sees each point, None = all 1.
+    incidence: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.mask.shape[0])

@@ -18,6 +18,7 @@ from scipy.spatial import cKDTree
 
 from .config import PartDistillConfig
 from .contracts import KnowledgeUnits, ProgressFn
+from .rescore import consensus_scores
 from .student import DistillationHead, EdgeConvEncoder, knn_indices
 
 
@@ -61,15 +62,25 @@ def class_weights(units: list[KnowledgeUnits], num_parts: int, config: PartDisti
     return np.clip(weights, 1.0, config.class_weight_max).astype(np.float32)
 
 
-def unit_targets(units: KnowledgeUnits, num_parts: int, scores: np.ndarray | None = None):
+def unit_targets(
+    units: KnowledgeUnits,
+    num_parts: int,
+    scores: np.ndarray | None = None,
+    unit_weights: np.ndarray | None = None,
+):
     """Per-point target weights of Eq. 3, summed over the units that cover each point.
 
     targets (N, R): sum over units d covering point n of C^d_n on the unit's part; C^d_n is the
-    teacher's confidence, or the unit's backward-distillation score when ``scores`` (D,) is given.
+    teacher's confidence, or the unit's backward-distillation score when ``scores`` (D,) is given,
+    times ``unit_weights`` (D,) when given and the unit's incidence weights when it has them.
     coverage (N,): the number of units covering each point.
     """
     mask = units.mask.astype(np.float32)  # (D, N)
     confidence = units.confidence if scores is None else mask * scores[:, None]
+    if unit_weights is not None:
+        confidence = confidence * unit_weights[:, None]
+    if units.incidence is not None:
+        confidence = confidence * units.incidence
     onehot = np.eye(num_parts, dtype=np.float32)[units.part]  # (D, R)
     targets = np.einsum("dn,dr->nr", confidence, onehot)
     return targets.astype(np.float32), mask.sum(axis=0)
@@ -85,7 +96,10 @@ def distillation_loss(
 
     log_probs (N, R) student log-probabilities; targets (N, R) and coverage (N,) from
     ``unit_targets``; weights (R,) class weights. Each point's sum over its units is divided by
-    the number of units covering it; the loss is the mean over covered points.
+    the number of units covering it; the loss is the mean over covered points. This is the
+    official code's normalisation, not Eq. 3 as printed (each unit's sum divided by its size
+    |M^d|), which weighs a point by how small its units are: measured worse under other
+    teachers (55.4 against 59.1 mIoU in the robustness issue's runs).
     """
     covered = coverage > 0
     if not bool(covered.any()):
@@ -109,6 +123,16 @@ def mean_unit_confidence(units: KnowledgeUnits) -> np.ndarray:
     """(D,) the teacher's mean confidence over each unit's points (0 for an empty unit)."""
     size = units.mask.sum(axis=1)
     return (units.confidence.sum(axis=1) / np.maximum(size, 1)).astype(np.float32)
+
+
+def _backward_scores(shape, student_parts, config) -> np.ndarray:
+    """(D,) the scores backward distillation gives the units (config.backward_scores)."""
+    agreement = backward_rescore(shape.data.units, student_parts)
+    if config.backward_scores == "eq4":
+        return agreement
+    if config.backward_scores == "consensus":
+        return shape.consensus
+    return np.sqrt(agreement * shape.consensus).astype(np.float32)
 
 
 def backward_due(epoch_losses: list[float], config: PartDistillConfig) -> bool:
@@ -139,6 +163,12 @@ class _Shape:
         self.query_features = torch.from_numpy(data.query_features).to(device)
         self.num_parts = num_parts
         self.device = device
+        self.consensus = None
+        if config.backward_scores != "eq4" or config.consensus_forward:
+            self.consensus = consensus_scores(
+                data.units, num_parts, config.consensus_rounds, config.consensus_prior
+            )
+        self.unit_weights = self.consensus if config.consensus_forward else None
         self.set_scores(None)
         self.neighbours = None
         if config.encoder == "edgeconv":
@@ -151,7 +181,7 @@ class _Shape:
             self.query_weight = torch.from_numpy(w / w.sum(1, keepdims=True)).float().to(device)
 
     def set_scores(self, scores):
-        targets, coverage = unit_targets(self.data.units, self.num_parts, scores)
+        targets, coverage = unit_targets(self.data.units, self.num_parts, scores, self.unit_weights)
         self.targets = torch.from_numpy(targets).to(self.device)
         self.coverage = torch.from_numpy(coverage).to(self.device)
 
@@ -241,7 +271,8 @@ def train_student(
             with torch.no_grad():
                 for i, s in enumerate(shapes):
                     parts = student.point_logits(s).argmax(dim=1).cpu().numpy()
-                    scores_after[i] = backward_rescore(s.data.units, parts)
+                    scores_after[i] = _backward_scores(s, parts, config)
+                    s.unit_weights = None  # the new scores take the consensus into account
                     s.set_scores(scores_after[i])
 
     with torch.no_grad():

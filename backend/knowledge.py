@@ -63,6 +63,18 @@ def visible_points(
     return index, rows[index] * view.face_ids.shape[1] + cols[index]
 
 
+def incidence_weights(points, normals, view: View, floor: float) -> np.ndarray:
+    """(N,) |cos| of the angle between each point's normal and its viewing ray, raised to at
+    least ``floor``: a surface seen edge-on covers few pixels of the teacher's map, so one pixel
+    of it stands for surface the teacher barely saw, and a pixel's error spreads along it."""
+    rotation, translation = view.world_to_camera[:3, :3], view.world_to_camera[:3, 3]
+    eye = -rotation.T @ translation
+    ray = points.astype(np.float64) - eye
+    ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-12)
+    cos = np.abs(np.einsum("ij,ij->i", ray, normals.astype(np.float64)))
+    return np.maximum(cos, floor).astype(np.float32)
+
+
 def pixel_components(probs: np.ndarray, face_ids: np.ndarray, min_pixels: int):
     """Connected components of the per-pixel argmax part (Eq. 1).
 
@@ -167,12 +179,15 @@ def extract_knowledge_units(
     num_parts: int,
     config: PartDistillConfig,
     planes: tuple[np.ndarray, np.ndarray] | None = None,
+    normals: np.ndarray | None = None,
 ) -> KnowledgeUnits:
     """Back-project every view's predictions onto the points (Eq. 2).
 
     points (N, 3), point_polygons (N,) -> KnowledgeUnits with D units over N points, R parts.
     planes: polygon centroids and normals (P, 3) each, for the visibility test of
     ``visible_points``, with tolerance config.visibility_tolerance x the points' bounding radius.
+    normals (N, 3): with config.incidence_weighting, each unit's points are weighted by how
+    squarely its view sees them (``incidence_weights``).
     """
     tolerance = 0.0
     if planes is not None:
@@ -181,9 +196,12 @@ def extract_knowledge_units(
     if kind not in ("pixel", "box"):
         raise ValueError(f"unknown teacher kind {kind!r}: expected 'pixel' or 'box'")
     n = len(points)
-    units, unit_views, pairs = [], [], ([], [], [])
+    units, unit_views, pairs, incidence = [], [], ([], [], []), []
+    weigh = normals is not None and config.incidence_weighting
     for v, (prediction, view) in enumerate(zip(predictions, views, strict=True)):
         index, pixel = visible_points(points, point_polygons, view, planes, tolerance)
+        if weigh:
+            view_weight = incidence_weights(points, normals, view, config.incidence_floor)
         try:
             if kind == "pixel":
                 got, got_pairs = _pixel_units(prediction, view, index, pixel, n, num_parts, config)
@@ -196,6 +214,8 @@ def extract_knowledge_units(
         pairs[2].append(got_pairs[2])
         units.extend(got)
         unit_views.extend([v] * len(got))
+        if weigh:
+            incidence.extend([view_weight] * len(got))
 
     if not units:
         return KnowledgeUnits(
@@ -212,4 +232,5 @@ def extract_knowledge_units(
         polygon_unit=np.concatenate(pairs[0]),
         polygon_index=np.concatenate(pairs[1]),
         polygon_confidence=np.concatenate(pairs[2]),
+        incidence=np.stack(incidence) * np.stack([u[1] for u in units]) if weigh else None,
     )

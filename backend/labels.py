@@ -17,6 +17,39 @@ def label_polygons(query_probs: np.ndarray, present: np.ndarray) -> tuple[np.nda
     return labels, confidence
 
 
+def polygon_votes(units: KnowledgeUnits, num_polygons: int, num_parts: int) -> np.ndarray:
+    """(P, R) float64: the teacher's confidence-weighted votes for each part on each polygon,
+    summed over the units (pixel components or boxes) that cover it."""
+    votes = np.zeros((num_polygons, num_parts), np.float64)
+    if len(units.polygon_unit):
+        np.add.at(
+            votes,
+            (units.polygon_index, units.part[units.polygon_unit]),
+            units.polygon_confidence,
+        )
+    return votes
+
+
+def fuse_with_votes(
+    query_probs: np.ndarray, units: KnowledgeUnits, prior_mass: float
+) -> np.ndarray:
+    """The student's polygon probabilities (P, R) blended with the polygons' own votes (P, R).
+
+    The student sees the shape through 2048 points and blurs parts thinner than their spacing
+    (table legs, the rim of a cup), while the vote is pixel-exact where views see the polygon
+    but noisy and absent elsewhere. Each polygon takes lambda x votes' shares + (1 - lambda) x
+    student, lambda = m / (m + prior_mass) with m its vote mass (about 0.7 a view that sees
+    it): unseen polygons keep the student, well-seen ones lean on the views. Measured on the
+    robustness benchmark (13 profiles, 10 shapes, after refinement): prior_mass 1 / 2 / 4 gave
+    45.5 / 46.3 / 46.2 mIoU, the student alone 44.9, direct 37.2.
+    """
+    votes = polygon_votes(units, len(query_probs), query_probs.shape[1])
+    mass = votes.sum(axis=1, keepdims=True)
+    shares = votes / np.maximum(mass, 1e-12)
+    weight = mass / (mass + prior_mass)
+    return ((1.0 - weight) * query_probs + weight * shares).astype(np.float32)
+
+
 def direct_vote(
     units: KnowledgeUnits, num_polygons: int, num_parts: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -25,13 +58,7 @@ def direct_vote(
     This is the PointCLIPv2-style transfer the paper improves on. A polygon no unit covers stays
     -1 with confidence 0; the confidence of a voted polygon is its winning share of the votes.
     """
-    votes = np.zeros((num_polygons, num_parts), np.float64)
-    if len(units.polygon_unit):
-        np.add.at(
-            votes,
-            (units.polygon_index, units.part[units.polygon_unit]),
-            units.polygon_confidence,
-        )
+    votes = polygon_votes(units, num_polygons, num_parts)
     total = votes.sum(axis=1)
     voted = total > 0
     labels = np.where(voted, votes.argmax(axis=1), -1).astype(np.int32)

@@ -23,7 +23,8 @@ from .device import resolve_device
 from .distill import StudentData, train_student
 from .features import compute_point_features
 from .knowledge import extract_knowledge_units
-from .labels import direct_vote, label_polygons
+from .labels import direct_vote, fuse_with_votes, label_polygons
+from .refine import refine_probabilities
 from .sampling import polygon_centroids, sample_surface_points
 
 
@@ -96,6 +97,7 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng) -> tuple[S
         len(parts),
         config,
         planes=(centroids, polygon_normals),
+        normals=normals,
     )
     timings["knowledge"] = time.perf_counter() - t
 
@@ -125,6 +127,12 @@ def _finish(obj, data, parts, config, query_probs, scores, extra) -> Segmentatio
     if config.mode == "direct":
         labels, confidence = direct_vote(data.units, obj.geometry.num_polygons, len(parts))
     else:
+        if config.vote_fusion:
+            query_probs = fuse_with_votes(query_probs, data.units, config.vote_prior_mass)
+        if config.refine:
+            query_probs = refine_probabilities(obj.geometry, query_probs, config)
+            timings["refine"] = time.perf_counter() - t
+            t = time.perf_counter()
         labels, confidence = label_polygons(query_probs, data.query_present)
     timings["labels"] = time.perf_counter() - t
     return Segmentation(

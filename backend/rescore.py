@@ -1,0 +1,52 @@
+"""Scoring knowledge units by what the other views say about the same points.
+
+Eq. 4 scores a unit by the student's agreement with it; the student was trained on that very
+unit, so a unit that is wrong over a whole view keeps part of its weight, while a small right
+unit that the student was outvoted on loses it. Here a unit is compared with the vote of the
+*other* views on its points (leave-one-view-out), so a view cannot vouch for itself, and the
+scores are refined a few times, each vote weighted by the scores of the round before (a
+truth-discovery iteration): a view that is wrong everywhere loses its say on every point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .contracts import KnowledgeUnits
+
+
+def view_votes(units: KnowledgeUnits, num_parts: int, scores: np.ndarray) -> np.ndarray:
+    """(V, N, R) each view's vote on each point: sum of its units' score x confidence."""
+    num_views = int(units.view.max()) + 1 if len(units) else 0
+    weight = units.confidence * scores[:, None]  # (D, N)
+    votes = np.zeros((num_views, units.mask.shape[1], num_parts), np.float32)
+    for d in range(len(units)):  # D is small (tens to a few hundred units)
+        votes[units.view[d], :, units.part[d]] += weight[d]
+    return votes
+
+
+def cross_view_agreement(
+    units: KnowledgeUnits, num_parts: int, scores: np.ndarray, prior: float
+) -> np.ndarray:
+    """(D,) in [0, 1]: the mean share of the other views' vote that each unit's part gets on
+    its points. Points no other view covers count as ``prior``."""
+    votes = view_votes(units, num_parts, scores)
+    total = votes.sum(axis=0)  # (N, R)
+    agreement = np.zeros(len(units), np.float32)
+    for d in range(len(units)):
+        covered = units.mask[d]
+        others = total[covered] - votes[units.view[d]][covered]  # (n, R)
+        mass = others.sum(axis=1)
+        share = np.where(mass > 1e-6, others[:, units.part[d]] / np.maximum(mass, 1e-6), prior)
+        agreement[d] = share.mean() if share.size else 0.0
+    return agreement
+
+
+def consensus_scores(
+    units: KnowledgeUnits, num_parts: int, rounds: int, prior: float
+) -> np.ndarray:
+    """(D,) unit scores after ``rounds`` of leave-one-view-out agreement, starting from 1."""
+    scores = np.ones(len(units), np.float32)
+    for _ in range(rounds):
+        scores = cross_view_agreement(units, num_parts, scores, prior)
+    return scores
