@@ -11,9 +11,12 @@ import pytest
 from conftest import ROOT
 from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import ObjectInfo
+from partdistill.backend.metrics import part_iou
 from partdistill.backend.pipeline import segment
 from partdistill.backend.sampling import polygon_areas
 from partdistill.backend.teachers import build_teacher
+from partdistill.backend.teachers.simulated import SimulatedTeacher, TeacherNoise
+from partdistill.backend.teachers.teacher_errors import absorb_into_neighbours
 from partdistill.partdistill_blender import demo
 from partdistill.partdistill_blender.batch import read_int_face_attribute
 from partdistill.partdistill_blender.render import render_views
@@ -31,31 +34,59 @@ def chair():
     return geometry, views, truth
 
 
+def _scores(result, truth, areas, seen):
+    """Per part IoU (R,) and face accuracy on seen and on unseen faces, area-weighted."""
+    ious = part_iou(result.face_labels, truth, areas, len(demo.DEMO_CHAIR_PARTS))
+    right = result.face_labels == truth
+    return {
+        "ious": np.round(ious, 3),
+        "seen": areas[seen & right].sum() / areas[seen].sum(),
+        "unseen": areas[~seen & right].sum() / areas[~seen].sum(),
+    }
+
+
+def _run_modes(chair, teacher, modes=("direct", "distill")):
+    geometry, views, truth = chair
+    areas = polygon_areas(geometry)
+    seen = np.zeros(geometry.num_polygons, bool)
+    seen[np.concatenate([v.face_ids[v.face_ids >= 0] for v in views])] = True
+    got = {
+        mode: _scores(
+            segment(geometry, views, teacher, demo.DEMO_CHAIR_PARTS, CONFIG.replace(mode=mode),
+                    ObjectInfo(face_labels=truth)),
+            truth, areas, seen,
+        )
+        for mode in modes
+    }  # fmt: skip
+    # The baseline for faces no view sees: the best single part for all of them.
+    unseen_area = np.bincount(truth[~seen], areas[~seen], minlength=len(demo.DEMO_CHAIR_PARTS))
+    got["best_constant_unseen"] = unseen_area.max() / unseen_area.sum()
+    return got
+
+
+# Baselines the checks below are set against, measured on this chair: answering the largest
+# part (back) everywhere gives part IoUs (0.57, 0, 0, 0) and face accuracy 0.57 (area).
+LARGEST_PART_ACCURACY = 0.57
+# The faces no view sees here are the insides of touching boxes (leg tops inside the seat,
+# the back's foot): their part is ambiguous even to a person, and the best single answer for
+# all of them (back) scores 0.43. The student must come within this of it (direct labels none).
+UNSEEN_MARGIN = 0.05
+
+
 def test_part_missed_in_every_partial_view_comes_out_right(chair):
     geometry, views, truth = chair
     parts = demo.DEMO_CHAIR_PARTS
-    arm = parts.index("arm")
-    # The teacher misses a part wherever it shows less than 60 % of its best view (partly
+    # The teacher misses the arm wherever it shows less than 60 % of its best view (partly
     # visible, as VLMs do); no other errors, so what goes wrong is that alone.
-    teacher = build_teacher(
-        "simulated", parts, config=CONFIG, miss_partial_below=0.6,
-        miss_probability=0.0, confusions_per_view=0.0,
-    )  # fmt: skip
-    shares = _visible_share(views, truth, arm)
+    teacher = ArmMissedWherePartlySeen(parts)
+    shares = _visible_share(views, truth, parts.index("arm"))
     assert (shares < 0.6).sum() >= 3, f"the arm must be only partly seen in several views {shares}"
-
-    areas = polygon_areas(geometry)
-    on_arm = truth == arm
-    accuracy = {}
-    for mode in ("direct", "distill"):
-        result = segment(geometry, views, teacher, parts, CONFIG.replace(mode=mode),
-                         ObjectInfo(face_labels=truth))  # fmt: skip
-        right = result.face_labels[on_arm] == arm
-        accuracy[mode] = areas[on_arm][right].sum() / areas[on_arm].sum()
-    # Faces of the arm seen only in the views that miss it are lost to the direct transfer;
-    # the student recovers them from geometry and the views that see the arm whole.
-    assert accuracy["distill"] > 0.9, accuracy
-    assert accuracy["distill"] > accuracy["direct"] + 0.05, accuracy
+    got = _run_modes(chair, teacher)
+    # Every part, not only the arm: a student that paints the chair "arm" fails here.
+    assert (got["distill"]["ious"] > 0.5).all(), got
+    assert got["distill"]["ious"][parts.index("arm")] > got["direct"]["ious"][parts.index("arm")]
+    assert got["distill"]["seen"] > LARGEST_PART_ACCURACY + 0.25, got
+    assert got["distill"]["unseen"] > got["best_constant_unseen"] - UNSEEN_MARGIN, got
 
 
 def _visible_share(views, truth, part):
@@ -63,21 +94,71 @@ def _visible_share(views, truth, part):
     return counts / counts.max()
 
 
-def test_every_polygon_is_labelled_including_unseen_ones(chair):
+def test_every_polygon_is_labelled_and_distill_beats_direct_on_seen_faces(chair):
     geometry, views, truth = chair
     teacher = build_teacher("simulated", demo.DEMO_CHAIR_PARTS, config=CONFIG)
     seen = np.unique(np.concatenate([v.face_ids[v.face_ids >= 0] for v in views]))
     assert len(seen) < geometry.num_polygons, "some faces (e.g. under the seat) are never seen"
     direct = segment(geometry, views, teacher, demo.DEMO_CHAIR_PARTS,
                      CONFIG.replace(mode="direct"), ObjectInfo(face_labels=truth))  # fmt: skip
-    distill = segment(geometry, views, teacher, demo.DEMO_CHAIR_PARTS, CONFIG,
-                      ObjectInfo(face_labels=truth))  # fmt: skip
     unseen = np.setdiff1d(np.arange(geometry.num_polygons), seen)
     assert (direct.face_labels[unseen] == -1).all()
-    assert (distill.face_labels >= 0).all()
-    # The unseen faces here are mostly where boxes touch (leg tops inside the seat): their part
-    # is ambiguous, so the check is on the whole shape, where they count against direct.
-    assert (distill.face_labels == truth).mean() > (direct.face_labels == truth).mean()
+    got = _run_modes(chair, teacher)
+    # Better on the faces a view sees, not only through the faces no view sees.
+    assert got["distill"]["seen"] > got["direct"]["seen"] + 0.02, got
+    assert (got["distill"]["ious"] >= got["direct"]["ious"] - 0.05).all(), got
+    assert got["distill"]["unseen"] > got["best_constant_unseen"] - UNSEEN_MARGIN, got
+
+
+def test_a_part_read_as_another_in_40_percent_of_the_views_comes_out_right(chair):
+    # The back is read as the seat in 4 of 10 views (a systematic confusion, the paper's
+    # Fig. 3), nothing else goes wrong: the other views and the geometry must win.
+    parts = demo.DEMO_CHAIR_PARTS
+    teacher = ConfusedTeacher(parts, source=parts.index("back"), target=parts.index("seat"),
+                              views=(0, 3, 5, 8))  # fmt: skip
+    got = _run_modes(chair, teacher)
+    assert (got["distill"]["ious"] > 0.6).all(), got
+    assert got["distill"]["ious"][0] > max(0.75, got["direct"]["ious"][0]), got
+    assert got["distill"]["seen"] > got["direct"]["seen"], got
+
+
+def test_thirty_small_wrong_islands_per_view_do_not_move_the_student(chair):
+    parts = demo.DEMO_CHAIR_PARTS
+    clean = dict(miss_probability=0.0, confusions_per_view=0.0)
+    teacher = build_teacher("simulated", parts, config=CONFIG, **clean)
+    speckled = build_teacher("simulated", parts, config=CONFIG, speckle_islands=30, **clean)
+    calm = _run_modes(chair, teacher, ("distill",))["distill"]
+    noisy = _run_modes(chair, speckled, ("distill",))["distill"]
+    assert abs(noisy["seen"] - calm["seen"]) < 0.03, (calm, noisy)
+    assert (noisy["ious"] > calm["ious"] - 0.05).all(), (calm, noisy)
+
+
+class ArmMissedWherePartlySeen(SimulatedTeacher):
+    """The simulated teacher with no errors but the arm missed in views that show less than
+    60 % of what its best view shows (its pixels go to the neighbouring parts)."""
+
+    def __init__(self, parts):
+        noise = TeacherNoise(miss_probability=0.0, confusions_per_view=0.0)
+        super().__init__(parts, "pixel", seed=0, noise=noise)
+
+    def _miss_and_confuse(self, parts, visible_share, rng):
+        arm = self.part_names.index("arm")
+        return absorb_into_neighbours(parts, arm) if visible_share[arm] < 0.6 else parts
+
+
+class ConfusedTeacher(SimulatedTeacher):
+    """The simulated teacher with no errors but one part read as another in given views."""
+
+    def __init__(self, parts, source, target, views):
+        noise = TeacherNoise(miss_probability=0.0, confusions_per_view=0.0)
+        super().__init__(parts, "pixel", seed=0, noise=noise)
+        self.swap = (source, target, list(views))
+
+    def _object_errors(self, counts, num_views):
+        plan = super()._object_errors(counts, num_views)
+        source, target, views = self.swap
+        plan["swaps"] = [(source, target, np.isin(np.arange(num_views), views))]
+        return plan
 
 
 OFF_CUBE = """OFF
