@@ -22,18 +22,14 @@ import sys
 if __name__ == "__main__" and not __package__:
     # Run by path: drop this folder from sys.path (its module names must not shadow others) and
     # load the extension's root folder as the package "partdistill".
-    import importlib.util
     import pathlib
 
     _here = pathlib.Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _here]
-    _root = _here.parent
-    _spec = importlib.util.spec_from_file_location(
-        "partdistill", _root / "__init__.py", submodule_search_locations=[str(_root)]
-    )
-    _package = importlib.util.module_from_spec(_spec)
-    sys.modules["partdistill"] = _package
-    _spec.loader.exec_module(_package)
+    sys.path.insert(0, str(_here.parent))
+    import load_repo
+
+    load_repo.load()
     from partdistill.backend.worker import main as _main
 
     sys.exit(_main(sys.argv[1:]))

@@ -36,8 +36,7 @@ else:
     from ..backend.config import MODES, PartDistillConfig, parse_part_names
     from ..backend.contracts import ObjectInfo, ObjectInput, TeacherUnavailable
     from ..backend.groundtruth import map_part_names, read_psb_labels
-    from ..backend.teachers import BUILTIN_TEACHERS
-    from ..backend.teachers.models import check_teacher_available
+    from ..backend.teachers import BUILTIN_TEACHERS, check_teacher_available
     from . import compute, writeback
     from .demo import GROUND_TRUTH_ATTRIBUTE, build_demo_chair, render_preview_png
     from .importers import import_mesh_file

@@ -61,7 +61,7 @@ def report_error(operator, message: str) -> None:
 def check_teacher_before_rendering(config) -> None:
     """Raise TeacherUnavailable now, before any view is rendered, when the teacher's weights
     are not to be had (cheap: looks at folders and the cache, loads nothing)."""
-    from ..backend.teachers.models import check_teacher_available
+    from ..backend.teachers import check_teacher_available
 
     try:
         check_teacher_available(config.teacher, config)

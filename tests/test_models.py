@@ -12,12 +12,9 @@ import pytest
 from fixtures_teachers import make_view, save_tiny_clip
 from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import TeacherUnavailable
+from partdistill.backend.teachers import check_teacher_available
 from partdistill.backend.teachers.clip import clip_teacher
-from partdistill.backend.teachers.models import (
-    check_teacher_available,
-    model_for_teacher,
-    resolve_model,
-)
+from partdistill.backend.teachers.models import model_for_teacher, resolve_model
 from partdistill.backend.worker import read_result, write_error
 
 MISSING = "openai/clip-vit-base-patch16"
