@@ -16,7 +16,6 @@ killed worker leaves no half-written result.
 
 from __future__ import annotations
 
-import os
 import sys
 
 if __name__ == "__main__" and not __package__:
@@ -41,6 +40,7 @@ import traceback
 
 import numpy as np
 
+from .atomic_write import write_atomically
 from .config import PartDistillConfig
 from .contracts import (
     MeshGeometry,
@@ -97,25 +97,19 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} cannot be sent to the compute process")
 
 
-def _write_atomically(path: pathlib.Path, write) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def _save_npz(path: pathlib.Path, arrays: dict) -> None:
     def write(temporary):
         with open(temporary, "wb") as handle:
             np.savez(handle, **arrays)
 
-    _write_atomically(path, write)
+    write_atomically(path, write)
 
 
 def _save_json(path: pathlib.Path, data: dict) -> None:
     def write(temporary):
         temporary.write_text(json.dumps(data, default=_json_default))
 
-    _write_atomically(path, write)
+    write_atomically(path, write)
 
 
 def write_request(

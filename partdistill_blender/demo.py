@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
 import bpy
 import numpy as np
 
+from ..backend.atomic_write import write_atomically
 from . import cameras
+from .ground_truth import GROUND_TRUTH_ATTRIBUTE
 from .importers import mesh_from_arrays
 
 DEMO_CHAIR_PARTS = ["back", "seat", "leg", "arm"]
-GROUND_TRUTH_ATTRIBUTE = "partdistill_ground_truth"
 
 # (part, centre xyz, size xyz, grid divisions xyz) in metres; Z up, the front faces -Y.
 _CHAIR_BOXES = (
@@ -151,17 +151,11 @@ def render_preview_png(obj, path, resolution: int = 512) -> None:
         scene.collection.objects.link(camera)
         scene.camera = camera
 
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        # Render to a temporary name, then move: no half-written file at ``path`` on failure.
-        handle, temporary = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(path))
-        os.close(handle)
-        try:
-            scene.render.filepath = temporary
+        def render_to(temporary):
+            scene.render.filepath = str(temporary)
             bpy.ops.render.render(write_still=True, scene=scene.name)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+
+        write_atomically(path, render_to)
     finally:
         for collection, datablock in reversed(created):
             try:

@@ -11,9 +11,10 @@ from bpy.props import BoolProperty, IntProperty
 
 from ..backend.contracts import TeacherUnavailable
 from . import evidence, results
+from .error_messages import error_message
 from .preferences import get_preferences
 from .properties import config_from_settings, part_names
-from .segment_job import STAGE_NAMES, SegmentJob, error_message
+from .segment_job import STAGE_NAMES, SegmentJob
 
 TIMER_SECONDS = 0.05
 _running: dict[str, SegmentJob] = {}  # "job" -> the run in progress (one at a time)

@@ -15,7 +15,7 @@ from partdistill.backend.pipeline import segment
 from partdistill.backend.sampling import polygon_areas
 from partdistill.backend.teachers import build_teacher
 from partdistill.partdistill_blender import demo
-from partdistill.partdistill_blender.batch import read_int_face_attribute
+from partdistill.partdistill_blender.ground_truth import read_int_face_attribute
 from partdistill.partdistill_blender.render import render_views
 
 CONFIG = PartDistillConfig(teacher="simulated", resolution=128, num_points=1024, epochs=15)
