@@ -5,7 +5,8 @@ from __future__ import annotations
 import bpy
 
 from . import part_list, results
-from .operators import running_job, target_objects
+from .job_registry import running_job
+from .operators import target_objects
 from .preferences import ADDON_PACKAGE
 from .writeback import has_segmentation, read_run, run_summary
 
@@ -22,10 +23,7 @@ def draw_progress(layout, settings) -> None:
     """The progress bar with the stage name, and Cancel."""
     row = layout.row(align=True)
     text = settings.progress_text or "Starting…"
-    if hasattr(row, "progress"):  # Blender 4.0+
-        row.progress(factor=settings.progress, type="BAR", text=text)
-    else:
-        row.label(text=f"{text} ({settings.progress:.0%})")
+    row.progress(factor=settings.progress, type="BAR", text=text)
     row.operator("partdistill.cancel", text="", icon="CANCEL")
 
 

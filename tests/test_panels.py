@@ -172,5 +172,3 @@ def test_preferences_feed_the_config(ui, monkeypatch, tmp_path):
         assert properties.config_from_settings(ui, prefs).device == "auto"
     finally:
         bpy.context.preferences.addons.remove(addon)
-
-

@@ -18,7 +18,7 @@ from partdistill.backend.config import PartDistillConfig
 from partdistill.partdistill_blender import (
     demo,
     evidence,
-    operators,
+    job_registry,
     preferences,
     properties,
     results,
@@ -261,10 +261,10 @@ def test_run_record_says_how_a_result_was_made(ui):
 def test_loading_another_file_stops_a_running_segmentation(ui):
     obj = chair_scene(ui, mode="forward", epochs=25)
     job = SegmentJob([obj], demo.DEMO_CHAIR_PARTS, properties.config_from_settings(ui))
-    operators._running["job"] = job  # as the modal's invoke does
+    job_registry.set_running_job(job)  # as the modal's invoke does
     while job._worker is None:  # render every view, then the worker starts
         job.step()
-    assert operators.running_job() is job
+    assert job_registry.running_job() is job
     bpy.ops.wm.read_factory_settings(use_empty=True)  # File > New: the load_pre handler runs
-    assert operators.running_job() is None
+    assert job_registry.running_job() is None
     assert job.cancelled and not job._worker.is_alive() and job.results is None
