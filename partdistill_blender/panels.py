@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import part_list, results
+from . import presets, results
 from .job_registry import running_job
 from .operators import target_objects
 from .preferences import ADDON_PACKAGE
@@ -67,7 +67,7 @@ class PARTDISTILL_PT_main(_SidebarPanel, bpy.types.Panel):
         buttons.operator("partdistill.part_move", text="", icon="TRIA_DOWN").direction = "DOWN"
         if not settings.parts:
             layout.label(text="Add part names or pick a preset", icon="INFO")
-        layout.menu(part_list.PARTDISTILL_MT_presets.bl_idname, icon="PRESET")
+        layout.menu(presets.PARTDISTILL_MT_presets.bl_idname, icon="PRESET")
         layout.prop(settings, "category")
 
         col = layout.column()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import bpy
 
-from . import job_registry, operators, panels, part_list, preferences, properties
+from . import job_registry, operators, panels, part_list, preferences, presets, properties
 
 # Property groups first (others point at them), panels last (they draw the operators).
 CLASSES = (
     *properties.CLASSES,
     *preferences.CLASSES,
     *part_list.CLASSES,
+    *presets.CLASSES,
     *operators.CLASSES,
     *panels.CLASSES,
 )

@@ -73,7 +73,9 @@ def test_draw_code_uses_real_icons_and_layout_functions():
         e.identifier
         for e in bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items
     }
-    source = "".join(pathlib.Path(m.__file__).read_text() for m in (panels, part_list, preferences))
+    source = "".join(
+        pathlib.Path(m.__file__).read_text() for m in (panels, part_list, presets, preferences)
+    )
     used = set(re.findall(r'icon="([A-Z_0-9]+)"', source))
     assert used and used <= icons, used - icons
     functions = bpy.types.UILayout.bl_rna.functions
