@@ -112,7 +112,8 @@ def test_split_build_gives_each_platform_its_wheels_and_no_tests(tmp_path):
             "backend/worker.py",
             "partdistill_blender/compute_process.py",
         } <= files
-        assert not [f for f in files if f.startswith(("tests/", "scripts/", ".ci/", "docs/"))]
+        not_shipped = ("tests/", "scripts/", ".ci/", "docs/", "examples/")
+        assert not [f for f in files if f.startswith(not_shipped)]
         wheel_files = {f.split("/")[-1].split("-")[0] for f in files if f.endswith(".whl")}
         expected = {"purepart"} | (
             {"linuxpart"} if "linux" in name else {"windowspart"} if "windows" in name else set()
