@@ -8,7 +8,7 @@ from . import presets, results
 from .job_registry import running_job
 from .operators import target_objects
 from .preferences import ADDON_PACKAGE
-from .writeback import has_segmentation, read_run, run_summary
+from .results import has_segmentation, read_run, run_summary
 
 CATEGORY = "PartDistill"
 

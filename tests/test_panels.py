@@ -19,7 +19,6 @@ from partdistill.partdistill_blender import (
     presets,
     properties,
     results,
-    writeback,
 )
 from ui_fixtures import chair_scene
 
@@ -111,7 +110,7 @@ def test_panels_draw_without_and_with_a_result(ui):
         assert f"{row.face_count:,} · {row.mean_confidence:.0%}" in shown.labels()
         for action in ("select_part", "hide_part", "isolate_part"):
             assert (f"partdistill.{action}", {"index": row.index}) in shown.operators()
-    labelled = writeback.read_segmentation(obj)["face_labels"] >= 0  # direct mode leaves gaps
+    labelled = results.read_segmentation(obj)["face_labels"] >= 0  # direct mode leaves gaps
     assert sum(r.face_count for r in rows) == labelled.sum() > 0
     assert "simulated, 10 views" in shown.labels()  # how the result was made
     assert ("partdistill.clear_segmentation", {}) in shown.operators()

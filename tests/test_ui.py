@@ -22,7 +22,6 @@ from partdistill.partdistill_blender import (
     preferences,
     properties,
     results,
-    writeback,
 )
 from partdistill.partdistill_blender.segment_job import SegmentJob
 from ui_fixtures import chair_scene, snapshot, truth
@@ -249,13 +248,13 @@ def test_result_operators_work_from_edit_mode(ui):
 def test_run_record_says_how_a_result_was_made(ui):
     obj = chair_scene(ui)
     bpy.ops.partdistill.segment_parts()
-    run = writeback.read_run(obj)
+    run = results.read_run(obj)
     assert run == {"teacher": "simulated", "mode": "direct", "views": 10, "student_shared_by": []}
-    assert writeback.run_summary(run) == ["simulated, 10 views", "Teacher votes only, no student"]
+    assert results.run_summary(run) == ["simulated, 10 views", "Teacher votes only, no student"]
     shared = {"teacher": "clip", "model": "/models/clip-vit-b16/", "mode": "distill",
               "views": 10, "student_shared_by": ["Chair", "Chair.001"]}  # fmt: skip
-    assert writeback.run_summary(shared) == ["clip-vit-b16, 10 views", "One student for 2 objects"]
-    assert writeback.run_summary({}) == []
+    assert results.run_summary(shared) == ["clip-vit-b16, 10 views", "One student for 2 objects"]
+    assert results.run_summary({}) == []
 
 
 def test_loading_another_file_stops_a_running_segmentation(ui):
