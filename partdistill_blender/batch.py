@@ -34,7 +34,7 @@ else:
     from ..backend.atomic_write import write_atomically
     from ..backend.config import MODES, PartDistillConfig, parse_part_names
     from ..backend.contracts import ObjectInfo, ObjectInput, TeacherUnavailable
-    from ..backend.teachers import BUILTIN_TEACHERS, check_teacher_available
+    from ..backend.teachers import check_teacher_available, teacher_options_for
     from . import compute_process, writeback
     from .demo import build_demo_chair, render_preview_png
     from .ground_truth import ground_truth_for
@@ -190,10 +190,7 @@ class Run:
         self.results = []  # label records for --labels-out
         self.failed: list[str] = []
         self.done = 0
-        options = dict(args.teacher_options)
-        if args.teacher in BUILTIN_TEACHERS:
-            options["config"] = self.config
-        self.teacher_options = options
+        self.teacher_options = teacher_options_for(args.teacher, self.config, args.teacher_options)
 
     def teacher(self):
         return compute_process.get_teacher(self.config.teacher, self.parts, self.teacher_options)

@@ -15,7 +15,7 @@ import threading
 
 from ..backend.config import PartDistillConfig
 from ..backend.contracts import ObjectInfo, SegmentationCancelled
-from ..backend.teachers import BUILTIN_TEACHERS
+from ..backend.teachers import teacher_options_for
 from .evidence import EVIDENCE, Evidence
 from .ground_truth import ground_truth_labels
 
@@ -48,8 +48,8 @@ class SegmentJob:
         self.parts = list(parts)
         self.config = config
         self.category = category.strip()
-        if teacher_options is None:  # built-in teachers read model, device, cache from config
-            teacher_options = {"config": config} if config.teacher in BUILTIN_TEACHERS else {}
+        if teacher_options is None:
+            teacher_options = teacher_options_for(config.teacher, config)
         self.teacher_options = dict(teacher_options)
         self.inputs = []  # ObjectInput per object, filled by rendering
         self.results = None  # list[Segmentation] once compute is done

@@ -49,6 +49,15 @@ def resolve_factory(spec: str):
     return factory
 
 
+def teacher_options_for(spec: str, config: PartDistillConfig, options: dict | None = None) -> dict:
+    """The options a teacher ``spec`` is built with: ``options``, and for a built-in teacher the
+    run's configuration as ``config`` too (it reads model, device and cache from it)."""
+    options = dict(options or {})
+    if spec in BUILTIN_TEACHERS:
+        options["config"] = config
+    return options
+
+
 def build_teacher(spec: str, part_names: list[str], **options):
     """Build a teacher and check it honours the protocol (``kind`` and ``predict``)."""
     teacher = resolve_factory(spec)(list(part_names), **options)
