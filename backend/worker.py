@@ -16,24 +16,19 @@ killed worker leaves no half-written result.
 
 from __future__ import annotations
 
-import os
 import sys
 
 if __name__ == "__main__" and not __package__:
     # Run by path: drop this folder from sys.path (its module names must not shadow others) and
     # load the extension's root folder as the package "partdistill".
-    import importlib.util
     import pathlib
 
     _here = pathlib.Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _here]
-    _root = _here.parent
-    _spec = importlib.util.spec_from_file_location(
-        "partdistill", _root / "__init__.py", submodule_search_locations=[str(_root)]
-    )
-    _package = importlib.util.module_from_spec(_spec)
-    sys.modules["partdistill"] = _package
-    _spec.loader.exec_module(_package)
+    sys.path.insert(0, str(_here.parent))
+    import load_repo
+
+    load_repo.load()
     from partdistill.backend.worker import main as _main
 
     sys.exit(_main(sys.argv[1:]))
@@ -45,6 +40,7 @@ import traceback
 
 import numpy as np
 
+from .atomic_write import write_atomically
 from .config import PartDistillConfig
 from .contracts import (
     MeshGeometry,
@@ -101,25 +97,19 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} cannot be sent to the compute process")
 
 
-def _write_atomically(path: pathlib.Path, write) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def _save_npz(path: pathlib.Path, arrays: dict) -> None:
     def write(temporary):
         with open(temporary, "wb") as handle:
             np.savez(handle, **arrays)
 
-    _write_atomically(path, write)
+    write_atomically(path, write)
 
 
 def _save_json(path: pathlib.Path, data: dict) -> None:
     def write(temporary):
         temporary.write_text(json.dumps(data, default=_json_default))
 
-    _write_atomically(path, write)
+    write_atomically(path, write)
 
 
 def write_request(

@@ -14,7 +14,6 @@ import argparse
 import ast
 import dataclasses
 import json
-import os
 import pathlib
 import sys
 import time
@@ -31,19 +30,16 @@ if __package__ in (None, ""):
         sys.exit(_main())
 else:
     import bpy
-    import numpy as np
 
+    from ..backend.atomic_write import write_atomically
     from ..backend.config import MODES, PartDistillConfig, parse_part_names
     from ..backend.contracts import ObjectInfo, ObjectInput, TeacherUnavailable
-    from ..backend.groundtruth import map_part_names, read_psb_labels
-    from ..backend.teachers import BUILTIN_TEACHERS
-    from ..backend.teachers.models import check_teacher_available
-    from . import compute, writeback
-    from .demo import GROUND_TRUTH_ATTRIBUTE, build_demo_chair, render_preview_png
-    from .importers import import_mesh_file
+    from ..backend.teachers import check_teacher_available, teacher_options_for
+    from . import compute_process, writeback
+    from .demo import build_demo_chair, render_preview_png
+    from .ground_truth import ground_truth_for
+    from .importers import SUPPORTED_EXTENSIONS, import_mesh_file
     from .render import render_views
-
-MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl", ".gltf", ".glb")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src = p.add_argument_group("what to segment")
     src.add_argument(
-        "--input", nargs="+", metavar="FILE", help="mesh files: " + " ".join(MESH_SUFFIXES)
+        "--input", nargs="+", metavar="FILE", help="mesh files: " + " ".join(SUPPORTED_EXTENSIONS)
     )
     src.add_argument(
         "--objects", nargs="+", metavar="NAME",
@@ -142,38 +138,6 @@ def log(message: str) -> None:
     print(f"[partdistill] {message}", flush=True)
 
 
-# --- ground truth for the simulated teacher -------------------------------------------------
-
-
-def read_int_face_attribute(obj, name: str) -> np.ndarray | None:
-    attribute = obj.data.attributes.get(name)
-    if attribute is None or attribute.domain != "FACE" or attribute.data_type != "INT":
-        return None
-    values = np.empty(len(obj.data.polygons), np.int32)
-    attribute.data.foreach_get("value", values)
-    return values
-
-
-def ground_truth_for(obj, source: str, spec: str, parts: list[str]) -> np.ndarray | None:
-    """Ground-truth labels (P,) for the simulated teacher, or None when none are asked for."""
-    if not spec:
-        return read_int_face_attribute(obj, GROUND_TRUTH_ATTRIBUTE)
-    kind, _, rest = spec.partition(":")
-    if kind == "attribute":
-        labels = read_int_face_attribute(obj, rest)
-        if labels is None:
-            raise ValueError(f"object {obj.name!r} has no INT face attribute {rest!r}")
-        return labels
-    if kind == "psb":
-        path = pathlib.Path(source).with_name(pathlib.Path(source).stem + "_labels.txt")
-        if not path.exists():
-            raise ValueError(f"no ground-truth labels file {path}")
-        renames = dict(pair.split("=", 1) for pair in rest.split(",") if "=" in pair)
-        names, labels = read_psb_labels(path, len(obj.data.polygons))
-        return map_part_names(names, labels, parts, renames)
-    raise ValueError(f"--ground-truth {spec!r}: expected attribute:NAME or psb[:old=new,...]")
-
-
 # --- objects ----------------------------------------------------------------------------------
 
 
@@ -226,13 +190,10 @@ class Run:
         self.results = []  # label records for --labels-out
         self.failed: list[str] = []
         self.done = 0
-        options = dict(args.teacher_options)
-        if args.teacher in BUILTIN_TEACHERS:
-            options["config"] = self.config
-        self.teacher_options = options
+        self.teacher_options = teacher_options_for(args.teacher, self.config, args.teacher_options)
 
     def teacher(self):
-        return compute.get_teacher(self.config.teacher, self.parts, self.teacher_options)
+        return compute_process.get_teacher(self.config.teacher, self.parts, self.teacher_options)
 
     def prepare(self, obj, source: str) -> ObjectInput:
         t = time.perf_counter()
@@ -257,7 +218,7 @@ class Run:
                 last["stage"] = stage
                 log(f"  {label}: {stage}")
 
-        results = compute.segment_objects(
+        results = compute_process.segment_objects(
             inputs, self.parts, self.config, self.teacher_options, progress, self.teacher()
         )
         run = writeback.run_record(self.config, [obj.name for obj in objects])
@@ -293,28 +254,16 @@ def _per_object_path(target: str, name: str, suffix: str) -> pathlib.Path:
     return target / f"{safe}{suffix}"
 
 
-def _write_atomically(path: pathlib.Path, write) -> None:
-    """Write through a temporary file so a failure never leaves a half-written output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _save_blend(path: pathlib.Path, objects=None) -> None:
     """The whole open file as a copy (objects=None), or a file holding just these objects."""
     if objects is None:
-        _write_atomically(path, lambda p: bpy.ops.wm.save_as_mainfile(filepath=p, copy=True))
+        write_atomically(path, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True))
         return
     scene = bpy.data.scenes.new(f"PartDistill {objects[0].name}")
     try:
         for obj in objects:
             scene.collection.objects.link(obj)
-        _write_atomically(path, lambda p: bpy.data.libraries.write(p, {scene}, compress=True))
+        write_atomically(path, lambda p: bpy.data.libraries.write(str(p), {scene}, compress=True))
     finally:
         bpy.data.scenes.remove(scene)
 
@@ -389,9 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         _save_blend(pathlib.Path(args.output))
         log(f"wrote {args.output}")
     if args.labels_out:
-        _write_atomically(
-            pathlib.Path(args.labels_out),
-            lambda p: pathlib.Path(p).write_text(json.dumps({"objects": run.results})),
+        write_atomically(
+            args.labels_out, lambda p: p.write_text(json.dumps({"objects": run.results}))
         )
         log(f"wrote {args.labels_out} ({len(run.results)} objects)")
     seconds = time.perf_counter() - started

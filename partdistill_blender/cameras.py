@@ -85,11 +85,3 @@ def framing_distance(radius: float, fov_deg: float, margin: float) -> float:
 def world_to_camera_opencv(camera_to_world: np.ndarray) -> np.ndarray:
     """(4, 4) OpenCV world_to_camera from a Blender camera matrix_world."""
     return np.linalg.inv(camera_to_world @ BLENDER_TO_OPENCV_AXES)
-
-
-def project(points: np.ndarray, K: np.ndarray, world_to_camera: np.ndarray):
-    """Pixels (N, 2) (column, row; centres at +0.5) and depths (N,) of world points (N, 3)."""
-    homogeneous = np.c_[points, np.ones(len(points))]
-    camera = (world_to_camera @ homogeneous.T).T[:, :3]
-    pixels = (K @ camera.T).T
-    return pixels[:, :2] / pixels[:, 2:3], camera[:, 2]

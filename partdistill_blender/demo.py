@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
 import bpy
 import numpy as np
 
+from ..backend.atomic_write import write_atomically
 from . import cameras
+from .ground_truth import GROUND_TRUTH_ATTRIBUTE
 from .importers import mesh_from_arrays
+from .temporary_data import TemporaryData
 
 DEMO_CHAIR_PARTS = ["back", "seat", "leg", "arm"]
-GROUND_TRUTH_ATTRIBUTE = "partdistill_ground_truth"
 
 # (part, centre xyz, size xyz, grid divisions xyz) in metres; Z up, the front faces -Y.
 _CHAIR_BOXES = (
@@ -110,13 +111,11 @@ def render_preview_png(obj, path, resolution: int = 512) -> None:
     user's scene and object are left as they were.
     """
     path = os.path.abspath(os.fspath(path))
-    had_render_result = any(i.type == "RENDER_RESULT" for i in bpy.data.images)
-    created = []  # (collection, datablock), removed in reverse order
-    try:
+    with TemporaryData() as created:
         scene = bpy.data.scenes.new("PartDistill preview")
-        created.append((bpy.data.scenes, scene))
+        created.add(bpy.data.scenes, scene)
         world = bpy.data.worlds.new("PartDistill preview")
-        created.append((bpy.data.worlds, world))
+        created.add(bpy.data.worlds, world)
         world.color = PREVIEW_BACKGROUND
         scene.world = world
         scene.render.engine = "BLENDER_WORKBENCH"
@@ -134,14 +133,14 @@ def render_preview_png(obj, path, resolution: int = 512) -> None:
         corners = (np.array(obj.matrix_world) @ local_corners.T).T[:, :3]
         centre, radius = cameras.bounding_sphere(corners)
         camera_data = bpy.data.cameras.new("PartDistill preview")
-        created.append((bpy.data.cameras, camera_data))
+        created.add(bpy.data.cameras, camera_data)
         camera_data.lens_unit = "FOV"
         camera_data.angle = math.radians(PREVIEW_FOV_DEG)
         distance = cameras.framing_distance(radius, PREVIEW_FOV_DEG, PREVIEW_MARGIN)
         camera_data.clip_start = max(distance - 2.0 * radius, 1e-3 * radius)
         camera_data.clip_end = distance + 2.0 * radius
         camera = bpy.data.objects.new("PartDistill preview camera", camera_data)
-        created.append((bpy.data.objects, camera))
+        created.add(bpy.data.objects, camera)
         from mathutils import Matrix
 
         matrix = cameras.camera_to_world_blender(
@@ -151,23 +150,8 @@ def render_preview_png(obj, path, resolution: int = 512) -> None:
         scene.collection.objects.link(camera)
         scene.camera = camera
 
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        # Render to a temporary name, then move: no half-written file at ``path`` on failure.
-        handle, temporary = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(path))
-        os.close(handle)
-        try:
-            scene.render.filepath = temporary
+        def render_to(temporary):
+            scene.render.filepath = str(temporary)
             bpy.ops.render.render(write_still=True, scene=scene.name)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-    finally:
-        for collection, datablock in reversed(created):
-            try:
-                collection.remove(datablock)
-            except ReferenceError:
-                pass
-        if not had_render_result:
-            for image in [i for i in bpy.data.images if i.type == "RENDER_RESULT"]:
-                bpy.data.images.remove(image)
+
+        write_atomically(path, render_to)

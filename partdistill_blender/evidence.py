@@ -1,4 +1,4 @@
-"""The last run's rendered views and the teacher's predictions, as images in Blender.
+"""The last run's rendered views and the teacher's predictions: kept per object, shown as images.
 
 For each view i: "PartDistill view i" (what the teacher saw) and "PartDistill teacher i" (its
 prediction: per-pixel argmax coloured with the part palette, or boxes drawn in the part's
@@ -7,11 +7,27 @@ colour over the view). Images are packed in memory only (generated, not saved).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import bpy
 import numpy as np
 
+from ..backend.contracts import View
 from .palette import part_colors
-from .segment_job import EVIDENCE, Evidence
+
+
+@dataclass
+class Evidence:
+    """What the teacher saw and said in the last run on one object."""
+
+    parts: list[str]
+    views: list[View]
+    predictions: list
+
+
+# Last run's views and teacher predictions per object name, for the evidence images. Kept in
+# memory only (not in the .blend): they are large and can be remade by running again.
+EVIDENCE: dict[str, Evidence] = {}
 
 VIEW_IMAGE = "PartDistill view {}"
 TEACHER_IMAGE = "PartDistill teacher {}"

@@ -112,3 +112,18 @@ def mesh_geometry(mesh, num_polygons: int) -> MeshGeometry:
     )
     geometry.validate()
     return geometry
+
+
+def loop_arrays(mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(loop polygon, loop vertex, loop edge) of every loop of ``mesh``, each (L,) int64.
+
+    A polygon's loops are contiguous and polygons list them in order (Blender's face offsets),
+    so the polygon of each loop follows from the polygons' loop counts.
+    """
+    totals = np.empty(len(mesh.polygons), np.int64)
+    mesh.polygons.foreach_get("loop_total", totals)
+    loop_vertex = np.empty(len(mesh.loops), np.int64)
+    loop_edge = np.empty(len(mesh.loops), np.int64)
+    mesh.loops.foreach_get("vertex_index", loop_vertex)
+    mesh.loops.foreach_get("edge_index", loop_edge)
+    return np.repeat(np.arange(len(totals)), totals), loop_vertex, loop_edge

@@ -11,24 +11,13 @@ from bpy.props import BoolProperty, IntProperty
 
 from ..backend.contracts import TeacherUnavailable
 from . import evidence, results
+from .error_messages import error_message
+from .job_registry import forget_running_job, running_job, set_running_job
 from .preferences import get_preferences
 from .properties import config_from_settings, part_names
-from .segment_job import STAGE_NAMES, SegmentJob, error_message
+from .segment_job import STAGE_NAMES, SegmentJob
 
 TIMER_SECONDS = 0.05
-_running: dict[str, SegmentJob] = {}  # "job" -> the run in progress (one at a time)
-
-
-def running_job() -> SegmentJob | None:
-    return _running.get("job")
-
-
-def abort_running_job() -> None:
-    """Stop the run in progress and forget it (add-on disabled, another file loaded: the modal
-    handler goes away with the window, so nothing else would)."""
-    job = _running.pop("job", None)
-    if job is not None:
-        job.abort()
 
 
 def target_objects(context) -> list:
@@ -61,7 +50,7 @@ def report_error(operator, message: str) -> None:
 def check_teacher_before_rendering(config) -> None:
     """Raise TeacherUnavailable now, before any view is rendered, when the teacher's weights
     are not to be had (cheap: looks at folders and the cache, loads nothing)."""
-    from ..backend.teachers.models import check_teacher_available
+    from ..backend.teachers import check_teacher_available
 
     try:
         check_teacher_available(config.teacher, config)
@@ -97,7 +86,7 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
         except (ValueError, TeacherUnavailable) as exc:
             report_error(self, error_message(exc))
             return None
-        _running["job"] = job
+        set_running_job(job)
         settings.is_running = True
         self._set_progress(context, job)
         return job
@@ -109,7 +98,7 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
         settings.progress = fraction
 
     def _finish(self, context, job: SegmentJob) -> set[str]:
-        _running.pop("job", None)
+        forget_running_job()
         settings = context.scene.partdistill
         settings.is_running = False
         settings.progress = 0.0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import bpy
 
-from . import part_list, results
-from .operators import running_job, target_objects
+from . import presets, results
+from .job_registry import running_job
+from .operators import target_objects
 from .preferences import ADDON_PACKAGE
-from .writeback import has_segmentation, read_run, run_summary
+from .results import has_segmentation, read_run, run_summary
 
 CATEGORY = "PartDistill"
 
@@ -22,10 +23,7 @@ def draw_progress(layout, settings) -> None:
     """The progress bar with the stage name, and Cancel."""
     row = layout.row(align=True)
     text = settings.progress_text or "Starting…"
-    if hasattr(row, "progress"):  # Blender 4.0+
-        row.progress(factor=settings.progress, type="BAR", text=text)
-    else:
-        row.label(text=f"{text} ({settings.progress:.0%})")
+    row.progress(factor=settings.progress, type="BAR", text=text)
     row.operator("partdistill.cancel", text="", icon="CANCEL")
 
 
@@ -69,7 +67,7 @@ class PARTDISTILL_PT_main(_SidebarPanel, bpy.types.Panel):
         buttons.operator("partdistill.part_move", text="", icon="TRIA_DOWN").direction = "DOWN"
         if not settings.parts:
             layout.label(text="Add part names or pick a preset", icon="INFO")
-        layout.menu(part_list.PARTDISTILL_MT_presets.bl_idname, icon="PRESET")
+        layout.menu(presets.PARTDISTILL_MT_presets.bl_idname, icon="PRESET")
         layout.prop(settings, "category")
 
         col = layout.column()

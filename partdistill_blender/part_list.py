@@ -1,11 +1,9 @@
-"""The part-name list: its UIList, add / remove / move operators, and the presets menus."""
+"""The part-name list: its UIList and its add / remove / move operators."""
 
 from __future__ import annotations
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
-
-from . import presets
 
 
 class PARTDISTILL_UL_parts(bpy.types.UIList):
@@ -84,123 +82,9 @@ class PARTDISTILL_OT_part_move(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class PARTDISTILL_OT_apply_preset(bpy.types.Operator):
-    """Use this preset's part names (and its name as the object name)"""
-
-    bl_idname = "partdistill.apply_preset"
-    bl_label = "Apply Preset"
-    bl_options = {"REGISTER", "UNDO"}
-
-    group: StringProperty()
-    name: StringProperty()
-
-    def execute(self, context):
-        try:
-            names = presets.find_preset(self.group, self.name)
-        except KeyError as exc:
-            self.report({"ERROR"}, str(exc.args[0]))
-            return {"CANCELLED"}
-        settings = context.scene.partdistill
-        set_parts(settings, names)
-        if self.group != presets.USER_GROUP:
-            settings.category = self.name.lower()
-        return {"FINISHED"}
-
-
-class PARTDISTILL_OT_save_preset(bpy.types.Operator):
-    """Save the current part names as a preset of yours"""
-
-    bl_idname = "partdistill.save_preset"
-    bl_label = "Save Preset"
-
-    name: StringProperty(name="Preset Name")
-
-    @classmethod
-    def poll(cls, context):
-        return len(context.scene.partdistill.parts) > 0
-
-    def invoke(self, context, event):
-        self.name = context.scene.partdistill.category.title()
-        return context.window_manager.invoke_props_dialog(self)
-
-    def execute(self, context):
-        names = [p.name.strip() for p in context.scene.partdistill.parts if p.name.strip()]
-        try:
-            presets.save_user_preset(self.name, names)
-        except (ValueError, OSError) as exc:
-            self.report({"ERROR"}, f"Could not save the preset: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Saved preset {self.name.strip()!r}")
-        return {"FINISHED"}
-
-
-class PARTDISTILL_OT_delete_preset(bpy.types.Operator):
-    """Delete one of your presets"""
-
-    bl_idname = "partdistill.delete_preset"
-    bl_label = "Delete Preset"
-
-    name: StringProperty()
-
-    def execute(self, context):
-        if not presets.delete_user_preset(self.name):
-            self.report({"ERROR"}, f"There is no preset {self.name!r}")
-            return {"CANCELLED"}
-        return {"FINISHED"}
-
-
-def _draw_group(layout, group: str) -> None:
-    entries = presets.preset_groups().get(group, {})
-    if not entries:
-        layout.label(text="No presets yet: use Save Preset")
-    for name in sorted(entries):
-        op = layout.operator(PARTDISTILL_OT_apply_preset.bl_idname, text=name)
-        op.group, op.name = group, name
-
-
-def _group_menu(group: str, idname: str):
-    """A submenu class listing the presets of one group."""
-    return type(idname, (bpy.types.Menu,), {
-        "bl_idname": idname,
-        "bl_label": group,
-        "draw": lambda self, context: _draw_group(self.layout, group),
-    })  # fmt: skip
-
-
-GROUP_MENUS = (
-    _group_menu(presets.BUILTIN_GROUP, "PARTDISTILL_MT_presets_builtin"),
-    _group_menu("ShapeNetPart", "PARTDISTILL_MT_presets_shapenetpart"),
-    _group_menu("PartNet-Ensemble", "PARTDISTILL_MT_presets_partnete"),
-    _group_menu(presets.USER_GROUP, "PARTDISTILL_MT_presets_user"),
-)
-
-
-class PARTDISTILL_MT_presets(bpy.types.Menu):
-    bl_idname = "PARTDISTILL_MT_presets"
-    bl_label = "Presets"
-
-    def draw(self, context):
-        layout = self.layout
-        groups = presets.preset_groups()
-        for menu in GROUP_MENUS:
-            if menu.bl_label in groups:
-                layout.menu(menu.bl_idname)
-        layout.separator()
-        layout.operator(PARTDISTILL_OT_save_preset.bl_idname, icon="ADD")
-        for name in sorted(groups.get(presets.USER_GROUP, {})):
-            op = layout.operator(PARTDISTILL_OT_delete_preset.bl_idname, text=f"Delete {name}",
-                                 icon="REMOVE")  # fmt: skip
-            op.name = name
-
-
 CLASSES = (
     PARTDISTILL_UL_parts,
     PARTDISTILL_OT_part_add,
     PARTDISTILL_OT_part_remove,
     PARTDISTILL_OT_part_move,
-    PARTDISTILL_OT_apply_preset,
-    PARTDISTILL_OT_save_preset,
-    PARTDISTILL_OT_delete_preset,
-    *GROUP_MENUS,
-    PARTDISTILL_MT_presets,
 )

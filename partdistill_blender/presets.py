@@ -1,4 +1,5 @@
-"""Part-name presets: a built-in table, the two benchmarks' vocabularies, and the user's own.
+"""Part-name presets: a built-in table, the two benchmarks' vocabularies, and the user's own;
+how they are stored, and the menu and operators that apply, save and delete them.
 
 The benchmark vocabularies (ShapeNetPart, PartNet-Ensemble) are read at run time from
 ``partdistill_blender/data/part_vocabularies.json``, which the extension builder copies into
@@ -12,6 +13,10 @@ import json
 import os
 import pathlib
 
+import bpy
+from bpy.props import StringProperty
+
+from .part_list import set_parts
 from .preferences import extension_user_dir
 
 # Everyday objects and the parts an artist would name, typed by us.
@@ -121,3 +126,124 @@ def find_preset(group: str, name: str) -> list[str]:
     if name not in presets:
         raise KeyError(f"no preset {name!r} in {group!r}")
     return list(presets[name])
+
+
+# --- the Presets menu and its operators ------------------------------------------------------
+
+
+class PARTDISTILL_OT_apply_preset(bpy.types.Operator):
+    """Use this preset's part names (and its name as the object name)"""
+
+    bl_idname = "partdistill.apply_preset"
+    bl_label = "Apply Preset"
+    bl_options = {"REGISTER", "UNDO"}
+
+    group: StringProperty()
+    name: StringProperty()
+
+    def execute(self, context):
+        try:
+            names = find_preset(self.group, self.name)
+        except KeyError as exc:
+            self.report({"ERROR"}, str(exc.args[0]))
+            return {"CANCELLED"}
+        settings = context.scene.partdistill
+        set_parts(settings, names)
+        if self.group != USER_GROUP:
+            settings.category = self.name.lower()
+        return {"FINISHED"}
+
+
+class PARTDISTILL_OT_save_preset(bpy.types.Operator):
+    """Save the current part names as a preset of yours"""
+
+    bl_idname = "partdistill.save_preset"
+    bl_label = "Save Preset"
+
+    name: StringProperty(name="Preset Name")
+
+    @classmethod
+    def poll(cls, context):
+        return len(context.scene.partdistill.parts) > 0
+
+    def invoke(self, context, event):
+        self.name = context.scene.partdistill.category.title()
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context):
+        names = [p.name.strip() for p in context.scene.partdistill.parts if p.name.strip()]
+        try:
+            save_user_preset(self.name, names)
+        except (ValueError, OSError) as exc:
+            self.report({"ERROR"}, f"Could not save the preset: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Saved preset {self.name.strip()!r}")
+        return {"FINISHED"}
+
+
+class PARTDISTILL_OT_delete_preset(bpy.types.Operator):
+    """Delete one of your presets"""
+
+    bl_idname = "partdistill.delete_preset"
+    bl_label = "Delete Preset"
+
+    name: StringProperty()
+
+    def execute(self, context):
+        if not delete_user_preset(self.name):
+            self.report({"ERROR"}, f"There is no preset {self.name!r}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+def _draw_group(layout, group: str) -> None:
+    entries = preset_groups().get(group, {})
+    if not entries:
+        layout.label(text="No presets yet: use Save Preset")
+    for name in sorted(entries):
+        op = layout.operator(PARTDISTILL_OT_apply_preset.bl_idname, text=name)
+        op.group, op.name = group, name
+
+
+def _group_menu(group: str, idname: str):
+    """A submenu class listing the presets of one group."""
+    return type(idname, (bpy.types.Menu,), {
+        "bl_idname": idname,
+        "bl_label": group,
+        "draw": lambda self, context: _draw_group(self.layout, group),
+    })  # fmt: skip
+
+
+GROUP_MENUS = (
+    _group_menu(BUILTIN_GROUP, "PARTDISTILL_MT_presets_builtin"),
+    _group_menu("ShapeNetPart", "PARTDISTILL_MT_presets_shapenetpart"),
+    _group_menu("PartNet-Ensemble", "PARTDISTILL_MT_presets_partnete"),
+    _group_menu(USER_GROUP, "PARTDISTILL_MT_presets_user"),
+)
+
+
+class PARTDISTILL_MT_presets(bpy.types.Menu):
+    bl_idname = "PARTDISTILL_MT_presets"
+    bl_label = "Presets"
+
+    def draw(self, context):
+        layout = self.layout
+        groups = preset_groups()
+        for menu in GROUP_MENUS:
+            if menu.bl_label in groups:
+                layout.menu(menu.bl_idname)
+        layout.separator()
+        layout.operator(PARTDISTILL_OT_save_preset.bl_idname, icon="ADD")
+        for name in sorted(groups.get(USER_GROUP, {})):
+            op = layout.operator(PARTDISTILL_OT_delete_preset.bl_idname, text=f"Delete {name}",
+                                 icon="REMOVE")  # fmt: skip
+            op.name = name
+
+
+CLASSES = (
+    PARTDISTILL_OT_apply_preset,
+    PARTDISTILL_OT_save_preset,
+    PARTDISTILL_OT_delete_preset,
+    *GROUP_MENUS,
+    PARTDISTILL_MT_presets,
+)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panels, part_list, preferences, properties
+from . import job_registry, operators, panels, part_list, preferences, presets, properties
 
 # Property groups first (others point at them), panels last (they draw the operators).
 CLASSES = (
     *properties.CLASSES,
     *preferences.CLASSES,
     *part_list.CLASSES,
+    *presets.CLASSES,
     *operators.CLASSES,
     *panels.CLASSES,
 )
@@ -18,7 +19,7 @@ CLASSES = (
 
 @bpy.app.handlers.persistent
 def _abort_on_load(*_args) -> None:
-    operators.abort_running_job()
+    job_registry.abort_running_job()
 
 
 def register() -> None:
@@ -31,7 +32,7 @@ def register() -> None:
 def unregister() -> None:
     if _abort_on_load in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_abort_on_load)
-    operators.abort_running_job()  # never leave a worker thread behind a disabled add-on
+    job_registry.abort_running_job()  # never leave a worker thread behind a disabled add-on
     properties.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

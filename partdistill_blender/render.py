@@ -24,6 +24,7 @@ from ..backend.config import PartDistillConfig
 from ..backend.contracts import MeshGeometry, View
 from . import cameras
 from .geometry import POLYGON_INDEX_ATTRIBUTE, baked_evaluated_mesh, mesh_geometry
+from .temporary_data import TemporaryData
 
 # Background of the RGB views (sRGB 0-255): white, as the views VLMs are prompted with.
 BACKGROUND_RGB = (255, 255, 255)
@@ -70,7 +71,7 @@ class ViewRenderer:
         self.depsgraph = depsgraph
         self.geometry: MeshGeometry | None = None
         self.directions = cameras.view_directions(self.config.num_views, self.config.view_angles)
-        self._datablocks: list = []  # (collection, datablock) in creation order
+        self._temporary: TemporaryData | None = None  # what this renderer made, from __enter__
         self._temp_dir: str | None = None
         self._entered = False
 
@@ -80,9 +81,7 @@ class ViewRenderer:
     # --- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> ViewRenderer:
         self._entered = True
-        # Rendering creates Blender's "Render Result" image when there is none yet; it is ours
-        # to remove then, and the user's to keep otherwise.
-        self._had_render_result = any(i.type == "RENDER_RESULT" for i in bpy.data.images)
+        self._temporary = TemporaryData()
         try:
             self._build()
         except BaseException:
@@ -93,21 +92,9 @@ class ViewRenderer:
     def __exit__(self, *exc_info) -> None:
         self._cleanup()
 
-    def _track(self, collection, datablock):
-        self._datablocks.append((collection, datablock))
-        return datablock
-
     def _cleanup(self) -> None:
-        # Users first (scenes, objects), then the data they held; reversed creation order.
-        for collection, datablock in reversed(self._datablocks):
-            try:
-                collection.remove(datablock)
-            except ReferenceError:  # already gone with its owner
-                pass
-        self._datablocks.clear()
-        if not getattr(self, "_had_render_result", True):
-            for image in [i for i in bpy.data.images if i.type == "RENDER_RESULT"]:
-                bpy.data.images.remove(image)
+        if self._temporary is not None:
+            self._temporary.remove_all()
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
@@ -116,7 +103,7 @@ class ViewRenderer:
     def _build(self) -> None:
         config = self.config
         self._temp_dir = tempfile.mkdtemp(prefix="partdistill_render_")
-        baked = self._track(bpy.data.meshes, baked_evaluated_mesh(self.obj, self.depsgraph))
+        baked = self._temporary.add(bpy.data.meshes, baked_evaluated_mesh(self.obj, self.depsgraph))
         num_polygons = len(self.obj.data.polygons)  # after the bake checked it is a mesh
         self.geometry = mesh_geometry(baked, num_polygons)
         self._num_polygons = num_polygons
@@ -128,14 +115,18 @@ class ViewRenderer:
         )
         self._K = cameras.intrinsics(config.resolution, config.camera_fov_deg)
 
-        shape = self._track(bpy.data.objects, bpy.data.objects.new("PartDistill shape", baked))
-        camera_data = self._track(bpy.data.cameras, bpy.data.cameras.new("PartDistill camera"))
+        shape = self._temporary.add(
+            bpy.data.objects, bpy.data.objects.new("PartDistill shape", baked)
+        )
+        camera_data = self._temporary.add(
+            bpy.data.cameras, bpy.data.cameras.new("PartDistill camera")
+        )
         camera_data.lens_unit = "FOV"
         camera_data.sensor_fit = "HORIZONTAL"
         camera_data.angle = math.radians(config.camera_fov_deg)
         camera_data.clip_start = max(self._distance - 2.0 * radius, 1e-3 * radius)
         camera_data.clip_end = self._distance + 2.0 * radius
-        self._camera = self._track(
+        self._camera = self._temporary.add(
             bpy.data.objects, bpy.data.objects.new("PartDistill camera", camera_data)
         )
 
@@ -149,7 +140,7 @@ class ViewRenderer:
         self._setup_id_scene()
 
     def _new_scene(self, name: str):
-        scene = self._track(bpy.data.scenes, bpy.data.scenes.new(name))
+        scene = self._temporary.add(bpy.data.scenes, bpy.data.scenes.new(name))
         render = scene.render
         render.resolution_x = render.resolution_y = self.config.resolution
         render.resolution_percentage = 100
@@ -165,7 +156,7 @@ class ViewRenderer:
     def _setup_rgb_scene(self) -> None:
         scene = self._rgb_scene
         self._engine = set_engine(scene, self.config.render_engine)
-        world = self._track(bpy.data.worlds, bpy.data.worlds.new("PartDistill sky"))
+        world = self._temporary.add(bpy.data.worlds, bpy.data.worlds.new("PartDistill sky"))
         world.color = SKY_COLOR
         scene.world = world
         scene.view_settings.view_transform = "Standard"
@@ -187,9 +178,13 @@ class ViewRenderer:
             shading.light = "STUDIO"
             shading.color_type = "MATERIAL"
         # A key light that moves with the camera: every view is lit from the same side.
-        sun_data = self._track(bpy.data.lights, bpy.data.lights.new("PartDistill key", "SUN"))
+        sun_data = self._temporary.add(
+            bpy.data.lights, bpy.data.lights.new("PartDistill key", "SUN")
+        )
         sun_data.energy = KEY_LIGHT_STRENGTH
-        sun = self._track(bpy.data.objects, bpy.data.objects.new("PartDistill key", sun_data))
+        sun = self._temporary.add(
+            bpy.data.objects, bpy.data.objects.new("PartDistill key", sun_data)
+        )
         sun.parent = self._camera
         sun.rotation_euler = tuple(math.radians(a) for a in (*KEY_LIGHT_OFFSET_DEG, 0.0))
         scene.collection.objects.link(sun)
@@ -221,7 +216,7 @@ class ViewRenderer:
         scene.view_layers[0].material_override = self._polygon_index_material()
 
     def _polygon_index_material(self):
-        material = self._track(
+        material = self._temporary.add(
             bpy.data.materials, bpy.data.materials.new("PartDistill polygon index")
         )
         material.use_nodes = True

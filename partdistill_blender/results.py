@@ -1,5 +1,6 @@
-"""Reading a written segmentation back for the Results panel, and face masks for selecting,
-hiding and isolating parts. All mesh I/O is vectorised (foreach_get / foreach_set)."""
+"""Reading a written segmentation back (its labels, its run record, the Results panel's rows),
+and face masks for selecting, hiding and isolating parts. All mesh I/O is vectorised
+(foreach_get / foreach_set)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,63 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .writeback import read_segmentation
+from .geometry import loop_arrays
+from .writeback import CONFIDENCE_ATTRIBUTE, PART_ATTRIBUTE, bookkeeping
+
+
+def run_summary(run: dict) -> list[str]:
+    """Short lines for the Results panel: ["clip-vit-base-patch16, 10 views",
+    "One student for 2 objects"]; [] for a result written without a record."""
+    if not run:
+        return []
+    teacher = (run.get("model") or run.get("teacher", "?")).rstrip("/").rsplit("/", 1)[-1]
+    lines = [f"{teacher}, {run.get('views', '?')} views"]
+    shared = run.get("student_shared_by") or []
+    if run.get("mode") == "direct":
+        lines.append("Teacher votes only, no student")
+    elif len(shared) > 1:
+        lines.append(f"One student for {len(shared)} objects")
+    return lines
+
+
+def read_run(obj) -> dict:
+    """The ``run`` record of ``obj``'s segmentation ({} when none); readable in edit mode."""
+    info = bookkeeping(obj)
+    return dict(info.get("run", {})) if info is not None else {}
+
+
+def has_segmentation(obj) -> bool:
+    """Whether ``obj`` holds a segmentation; readable in edit mode too (an object property)."""
+    return bookkeeping(obj) is not None
+
+
+def read_segmentation(obj) -> dict | None:
+    """The segmentation written on ``obj``, or None. Object mode only: in edit mode the face
+    attributes live in the BMesh and read as empty.
+
+    Returns {"parts": [str], "face_labels": (P,) int32, "face_confidence": (P,) float32,
+    "groups": [vertex group name per part], "materials": [material name per part]}; the run
+    record is read by ``read_run``.
+    """
+    info = bookkeeping(obj)
+    if info is not None and obj.mode == "EDIT":
+        raise ValueError(f"{obj.name!r} is in edit mode: part labels are read in object mode")
+    mesh = obj.data if info is not None else None
+    if info is None or PART_ATTRIBUTE not in mesh.attributes:
+        return None
+    count = len(mesh.polygons)
+    labels = np.empty(count, dtype=np.int32)
+    mesh.attributes[PART_ATTRIBUTE].data.foreach_get("value", labels)
+    confidence = np.zeros(count, dtype=np.float32)
+    if CONFIDENCE_ATTRIBUTE in mesh.attributes:
+        mesh.attributes[CONFIDENCE_ATTRIBUTE].data.foreach_get("value", confidence)
+    return {
+        "parts": list(info["parts"]),
+        "face_labels": labels,
+        "face_confidence": confidence,
+        "groups": list(info["groups"]),
+        "materials": list(info["materials"]),
+    }
 
 
 @dataclass
@@ -88,20 +145,9 @@ def _require_result(obj) -> dict:
     return result
 
 
-def _loop_arrays(mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(loop polygon, loop vertex, loop edge), each (L,) int."""
-    totals = _face_array(mesh, "loop_total", np.int64)
-    loop_polygon = np.repeat(np.arange(len(totals)), totals)
-    loop_vertex = np.empty(len(mesh.loops), np.int64)
-    loop_edge = np.empty(len(mesh.loops), np.int64)
-    mesh.loops.foreach_get("vertex_index", loop_vertex)
-    mesh.loops.foreach_get("edge_index", loop_edge)
-    return loop_polygon, loop_vertex, loop_edge
-
-
 def _elements_of(mesh, face_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(vertex mask, edge mask) of the vertices and edges of the faces in ``face_mask``."""
-    loop_polygon, loop_vertex, loop_edge = _loop_arrays(mesh)
+    loop_polygon, loop_vertex, loop_edge = loop_arrays(mesh)
     in_mask = face_mask[loop_polygon]
     vertices = np.zeros(len(mesh.vertices), bool)
     edges = np.zeros(len(mesh.edges), bool)

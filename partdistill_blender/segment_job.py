@@ -1,7 +1,8 @@
 """One Segment Parts run, in the stages the modal operator steps through.
 
 1. render (main thread, one view per ``step()``): geometry and views of every object;
-2. compute (worker thread): teacher, knowledge, student, labels via ``compute.segment_objects``;
+2. compute (worker thread): teacher, knowledge, student, labels via
+   ``compute_process.segment_objects``;
 3. write back (main thread): only after everything succeeded, so a cancel or an error at any
    stage leaves every object exactly as it was.
 
@@ -11,15 +12,12 @@ The same job runs synchronously (``run_to_end``) for the non-modal path (backgro
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-
-import numpy as np
 
 from ..backend.config import PartDistillConfig
-from ..backend.contracts import ObjectInfo, SegmentationCancelled, TeacherUnavailable, View
-from ..backend.teachers import BUILTIN_TEACHERS
-
-GROUND_TRUTH_ATTRIBUTE = "partdistill_ground_truth"
+from ..backend.contracts import ObjectInfo, SegmentationCancelled
+from ..backend.teachers import teacher_options_for
+from .evidence import EVIDENCE, Evidence
+from .ground_truth import ground_truth_labels
 
 # Share of the progress bar each stage takes (rendering runs first, labels last).
 STAGE_SPANS = {
@@ -41,35 +39,6 @@ STAGE_NAMES = {
 }
 
 
-@dataclass
-class Evidence:
-    """What the teacher saw and said in the last run on one object."""
-
-    parts: list[str]
-    views: list[View]
-    predictions: list
-
-
-# Last run's views and teacher predictions per object name, for the evidence images. Kept in
-# memory only (not in the .blend): they are large and can be remade by running again.
-EVIDENCE: dict[str, Evidence] = {}
-
-
-def ground_truth_labels(obj) -> np.ndarray:
-    """(P,) int32 ground-truth part per polygon from the INT face attribute the simulated
-    teacher reads -> ValueError in plain words when the mesh has none."""
-    mesh = obj.data
-    attr = mesh.attributes.get(GROUND_TRUTH_ATTRIBUTE)
-    if attr is None or attr.domain != "FACE" or attr.data_type != "INT":
-        raise ValueError(
-            f"the simulated teacher needs ground-truth labels on {obj.name!r}: an integer face "
-            f"attribute named {GROUND_TRUTH_ATTRIBUTE!r}"
-        )
-    labels = np.empty(len(mesh.polygons), np.int32)
-    attr.data.foreach_get("value", labels)
-    return labels
-
-
 class SegmentJob:
     """Segment ``objects`` (mesh objects) into ``parts``; see the module docstring."""
 
@@ -79,8 +48,8 @@ class SegmentJob:
         self.parts = list(parts)
         self.config = config
         self.category = category.strip()
-        if teacher_options is None:  # built-in teachers read model, device, cache from config
-            teacher_options = {"config": config} if config.teacher in BUILTIN_TEACHERS else {}
+        if teacher_options is None:
+            teacher_options = teacher_options_for(config.teacher, config)
         self.teacher_options = dict(teacher_options)
         self.inputs = []  # ObjectInput per object, filled by rendering
         self.results = None  # list[Segmentation] once compute is done
@@ -169,7 +138,7 @@ class SegmentJob:
         return True
 
     def _compute(self) -> None:
-        from .compute import segment_objects
+        from .compute_process import segment_objects
 
         try:
             results = segment_objects(
@@ -231,20 +200,3 @@ class SegmentJob:
             )
             written.append(name)
         return written
-
-
-# What to do about missing weights in Blender (the backend's remedy speaks of the command line).
-MODEL_REMEDY = (
-    "Set Model in the add-on's preferences (the gear of the PartDistill panel) to a Hugging "
-    "Face id or to a folder holding a saved model, or turn on Allow Downloads there (Blender's "
-    "online access must be on too); or pick another teacher."
-)
-
-
-def error_message(exc: BaseException) -> str:
-    """What a user reads when a run fails: the exception's own words, else its type. A missing
-    teacher's command-line remedy is replaced by what to do in Blender."""
-    if isinstance(exc, TeacherUnavailable) and exc.remedy:
-        return f"{exc.problem} {MODEL_REMEDY}"
-    text = str(exc).strip()
-    return text if text else type(exc).__name__

@@ -1,4 +1,4 @@
-"""Write a segmentation back onto a mesh object, read it, and clear it again.
+"""Write a segmentation back onto a mesh object, and clear it again (results.py reads it).
 
 Per part: a vertex group, a material slot (appended after the user's slots) with a distinct
 colour; per polygon: ``material_index`` of its part's slot, and face attributes with the part
@@ -14,6 +14,7 @@ import json
 import bpy
 import numpy as np
 
+from .geometry import loop_arrays
 from .palette import part_colors
 
 PART_ATTRIBUTE = "partdistill_part"  # INT face attribute: part index, -1 = unlabelled
@@ -100,18 +101,6 @@ def _face_attribute(mesh, name: str, data_type: str):
     return mesh.attributes.new(name, data_type, "FACE")
 
 
-def _polygon_of_loops(mesh) -> tuple[np.ndarray, np.ndarray]:
-    """(L,) vertex index and (L,) polygon index of every loop.
-
-    A polygon's loops are contiguous and polygons list them in order (Blender's face offsets).
-    """
-    loop_vertices = np.empty(len(mesh.loops), dtype=np.int32)
-    mesh.loops.foreach_get("vertex_index", loop_vertices)
-    totals = np.empty(len(mesh.polygons), dtype=np.int32)
-    mesh.polygons.foreach_get("loop_total", totals)
-    return loop_vertices, np.repeat(np.arange(len(totals), dtype=np.int32), totals)
-
-
 def write_segmentation(obj, parts, face_labels, face_confidence, run: dict | None = None) -> None:
     """Write a segmentation onto ``obj`` (replacing an earlier one).
 
@@ -138,7 +127,7 @@ def write_segmentation(obj, parts, face_labels, face_confidence, run: dict | Non
     new_indices = np.where(labels >= 0, previous_slot_count + labels, previous).astype(np.int32)
     mesh.polygons.foreach_set("material_index", new_indices)
 
-    loop_vertices, loop_polygons = _polygon_of_loops(mesh)
+    loop_polygons, loop_vertices, _ = loop_arrays(mesh)
     loop_labels = labels[loop_polygons]
     group_names = []
     for index, part in enumerate(parts):
@@ -169,7 +158,8 @@ def write_segmentation(obj, parts, face_labels, face_confidence, run: dict | Non
     mesh.update()
 
 
-def _bookkeeping(obj) -> dict | None:
+def bookkeeping(obj) -> dict | None:
+    """What ``write_segmentation`` kept on ``obj`` (parts, groups, materials, run), or None."""
     if obj is None or obj.type != "MESH":
         return None
     raw = obj.get(BOOKKEEPING_PROPERTY)
@@ -191,68 +181,13 @@ def run_record(config, objects: list[str]) -> dict:
     return record
 
 
-def run_summary(run: dict) -> list[str]:
-    """Short lines for the Results panel: ["clip-vit-base-patch16, 10 views",
-    "One student for 2 objects"]; [] for a result written without a record."""
-    if not run:
-        return []
-    teacher = (run.get("model") or run.get("teacher", "?")).rstrip("/").rsplit("/", 1)[-1]
-    lines = [f"{teacher}, {run.get('views', '?')} views"]
-    shared = run.get("student_shared_by") or []
-    if run.get("mode") == "direct":
-        lines.append("Teacher votes only, no student")
-    elif len(shared) > 1:
-        lines.append(f"One student for {len(shared)} objects")
-    return lines
-
-
-def read_run(obj) -> dict:
-    """The ``run`` record of ``obj``'s segmentation ({} when none); readable in edit mode."""
-    info = _bookkeeping(obj)
-    return dict(info.get("run", {})) if info is not None else {}
-
-
-def has_segmentation(obj) -> bool:
-    """Whether ``obj`` holds a segmentation; readable in edit mode too (an object property)."""
-    return _bookkeeping(obj) is not None
-
-
-def read_segmentation(obj) -> dict | None:
-    """The segmentation written on ``obj``, or None. Object mode only: in edit mode the face
-    attributes live in the BMesh and read as empty.
-
-    Returns {"parts": [str], "face_labels": (P,) int32, "face_confidence": (P,) float32,
-    "groups": [vertex group name per part], "materials": [material name per part]}; the run
-    record is read by ``read_run``.
-    """
-    info = _bookkeeping(obj)
-    if info is not None and obj.mode == "EDIT":
-        raise ValueError(f"{obj.name!r} is in edit mode: part labels are read in object mode")
-    mesh = obj.data if info is not None else None
-    if info is None or PART_ATTRIBUTE not in mesh.attributes:
-        return None
-    count = len(mesh.polygons)
-    labels = np.empty(count, dtype=np.int32)
-    mesh.attributes[PART_ATTRIBUTE].data.foreach_get("value", labels)
-    confidence = np.zeros(count, dtype=np.float32)
-    if CONFIDENCE_ATTRIBUTE in mesh.attributes:
-        mesh.attributes[CONFIDENCE_ATTRIBUTE].data.foreach_get("value", confidence)
-    return {
-        "parts": list(info["parts"]),
-        "face_labels": labels,
-        "face_confidence": confidence,
-        "groups": list(info["groups"]),
-        "materials": list(info["materials"]),
-    }
-
-
 def clear_segmentation(obj) -> bool:
     """Remove what ``write_segmentation`` added and restore the previous material indices.
 
     Returns False when ``obj`` holds no segmentation. Our materials are deleted once no other
     datablock uses them.
     """
-    info = _bookkeeping(obj)
+    info = bookkeeping(obj)
     if info is None:
         return False
     mesh = obj.data

@@ -27,7 +27,7 @@ from partdistill.backend.contracts import (
 )
 from partdistill.backend.pipeline import segment_collection
 from partdistill.backend.teachers import build_teacher
-from partdistill.partdistill_blender import compute
+from partdistill.partdistill_blender import compute_process
 from synthetic import grid_planes, polygon_centres_x, top_view
 
 PLATFORMS = {"linux-x64", "windows-x64", "macos-arm64", "macos-x64"}
@@ -107,8 +107,13 @@ def test_split_build_gives_each_platform_its_wheels_and_no_tests(tmp_path):
     assert set(zips) == {f"partdistill-0.1.0-{p.replace('-', '_')}.zip" for p in PLATFORMS}
     for name, path in zips.items():
         files = set(zipfile.ZipFile(path).namelist())
-        assert {"__init__.py", "backend/worker.py", "partdistill_blender/compute.py"} <= files
-        assert not [f for f in files if f.startswith(("tests/", "scripts/", ".ci/", "docs/"))]
+        assert {
+            "__init__.py",
+            "backend/worker.py",
+            "partdistill_blender/compute_process.py",
+        } <= files
+        not_shipped = ("tests/", "scripts/", ".ci/", "docs/", "examples/")
+        assert not [f for f in files if f.startswith(not_shipped)]
         wheel_files = {f.split("/")[-1].split("-")[0] for f in files if f.endswith(".whl")}
         expected = {"purepart"} | (
             {"linuxpart"} if "linux" in name else {"windowspart"} if "windows" in name else set()
@@ -132,7 +137,7 @@ def test_worker_gives_the_same_labels_as_in_process():
     objects, parts, config, truth = _grid_problem()
     expected = segment_collection(objects, build_teacher("simulated", parts), parts, config)[0]
     stages = []
-    got = compute.segment_out_of_process(
+    got = compute_process.segment_out_of_process(
         sys.executable, objects, parts, config, {}, progress=lambda s, f: stages.append(s)
     )[0]
     # Two in-process runs already differ on a few border faces (the backend is not bitwise
@@ -195,7 +200,7 @@ def test_cancel_stops_the_worker_and_leaves_nothing():
             raise SegmentationCancelled()
 
     with pytest.raises(SegmentationCancelled):
-        compute.segment_out_of_process(
+        compute_process.segment_out_of_process(
             sys.executable, objects, parts, config, {}, progress=cancel_at_student
         )
     assert _worker_folders() == before
@@ -205,28 +210,30 @@ def test_worker_failure_reaches_the_caller_with_its_message():
     objects, parts, config, _ = _grid_problem()
     config = config.replace(teacher="no_such_package.teachers:factory")
     with pytest.raises(TeacherUnavailable, match="cannot import teacher module 'no_such_package"):
-        compute.segment_out_of_process(sys.executable, objects, parts, config, {})
+        compute_process.segment_out_of_process(sys.executable, objects, parts, config, {})
 
 
 def test_worker_rejects_options_that_cannot_cross_processes():
     objects, parts, config, _ = _grid_problem()
     with pytest.raises(ValueError, match="teacher options must be plain values"):
-        compute.segment_out_of_process(sys.executable, objects, parts, config, {"x": object()})
+        compute_process.segment_out_of_process(
+            sys.executable, objects, parts, config, {"x": object()}
+        )
 
 
 def test_python_setting_that_is_not_a_program_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv(compute.PYTHON_ENV_VAR, str(tmp_path / "missing" / "python"))
+    monkeypatch.setenv(compute_process.PYTHON_ENV_VAR, str(tmp_path / "missing" / "python"))
     objects, parts, config, _ = _grid_problem()
     with pytest.raises(TeacherUnavailable, match="which is not a program"):
-        compute.segment_objects(objects, parts, config)
+        compute_process.segment_objects(objects, parts, config)
 
 
 def test_a_python_with_torch_is_found_on_path(monkeypatch, tmp_path):
     for variable in ("CONDA_PREFIX", "VIRTUAL_ENV"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(compute, "_probe_cache", {})
+    monkeypatch.setattr(compute_process, "_probe_cache", {})
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert compute.find_python_with_torch() is None
+    assert compute_process.find_python_with_torch() is None
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # A launcher, as conda and pyenv put on PATH (a bare symlink would lose the venv).
@@ -234,16 +241,16 @@ def test_a_python_with_torch_is_found_on_path(monkeypatch, tmp_path):
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     launcher.chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
-    found = compute.find_python_with_torch()
+    found = compute_process.find_python_with_torch()
     assert found == str(bin_dir / "python3")
-    report = compute.probe_python(found)
+    report = compute_process.probe_python(found)
     assert report["missing"] == [] and report["torch"]
 
 
 def test_probe_reports_what_a_python_lacks(tmp_path):
     # A bare interpreter (no venv packages) is not usable: the probe says so instead of failing.
     done = subprocess.run(
-        [sys.executable, "-I", "-S", str(compute.WORKER_PATH), "--probe"],
+        [sys.executable, "-I", "-S", str(compute_process.WORKER_PATH), "--probe"],
         capture_output=True,
         text=True,
     )

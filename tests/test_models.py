@@ -12,12 +12,9 @@ import pytest
 from fixtures_teachers import make_view, save_tiny_clip
 from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import TeacherUnavailable
+from partdistill.backend.teachers import check_teacher_available, teacher_options_for
 from partdistill.backend.teachers.clip import clip_teacher
-from partdistill.backend.teachers.models import (
-    check_teacher_available,
-    model_for_teacher,
-    resolve_model,
-)
+from partdistill.backend.teachers.models import model_for_teacher, resolve_model
 from partdistill.backend.worker import read_result, write_error
 
 MISSING = "openai/clip-vit-base-patch16"
@@ -157,3 +154,13 @@ def test_open_clip_names_are_checked(monkeypatch):
         parse_open_clip_name("open_clip:ViT-B-16")
     with pytest.raises(TeacherUnavailable, match="clip teacher only"):
         check_teacher_available("owlv2", PartDistillConfig(model="open_clip:ViT-B-16/openai"))
+
+
+def test_built_in_teachers_and_only_they_are_given_the_config():
+    config = PartDistillConfig(model="m1")
+    assert teacher_options_for("clip", config, {"k": 1}) == {"k": 1, "config": config}
+    assert teacher_options_for("simulated", config) == {"config": config}
+    assert teacher_options_for("my_teachers:factory", config, {"k": 1}) == {"k": 1}
+    given = {"k": 1}
+    teacher_options_for("owlv2", config, given)
+    assert given == {"k": 1}  # the caller's options are not changed

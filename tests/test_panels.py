@@ -19,7 +19,6 @@ from partdistill.partdistill_blender import (
     presets,
     properties,
     results,
-    writeback,
 )
 from ui_fixtures import chair_scene
 
@@ -73,7 +72,9 @@ def test_draw_code_uses_real_icons_and_layout_functions():
         e.identifier
         for e in bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items
     }
-    source = "".join(pathlib.Path(m.__file__).read_text() for m in (panels, part_list, preferences))
+    source = "".join(
+        pathlib.Path(m.__file__).read_text() for m in (panels, part_list, presets, preferences)
+    )
     used = set(re.findall(r'icon="([A-Z_0-9]+)"', source))
     assert used and used <= icons, used - icons
     functions = bpy.types.UILayout.bl_rna.functions
@@ -109,7 +110,7 @@ def test_panels_draw_without_and_with_a_result(ui):
         assert f"{row.face_count:,} · {row.mean_confidence:.0%}" in shown.labels()
         for action in ("select_part", "hide_part", "isolate_part"):
             assert (f"partdistill.{action}", {"index": row.index}) in shown.operators()
-    labelled = writeback.read_segmentation(obj)["face_labels"] >= 0  # direct mode leaves gaps
+    labelled = results.read_segmentation(obj)["face_labels"] >= 0  # direct mode leaves gaps
     assert sum(r.face_count for r in rows) == labelled.sum() > 0
     assert "simulated, 10 views" in shown.labels()  # how the result was made
     assert ("partdistill.clear_segmentation", {}) in shown.operators()
@@ -172,5 +173,3 @@ def test_preferences_feed_the_config(ui, monkeypatch, tmp_path):
         assert properties.config_from_settings(ui, prefs).device == "auto"
     finally:
         bpy.context.preferences.addons.remove(addon)
-
-

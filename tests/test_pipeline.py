@@ -18,7 +18,7 @@ from partdistill.backend.teachers import build_teacher
 from partdistill.backend.teachers.simulated import SimulatedTeacher, TeacherNoise
 from partdistill.backend.teachers.teacher_errors import absorb_into_neighbours
 from partdistill.partdistill_blender import demo
-from partdistill.partdistill_blender.batch import read_int_face_attribute
+from partdistill.partdistill_blender.ground_truth import read_int_face_attribute
 from partdistill.partdistill_blender.render import render_views
 
 CONFIG = PartDistillConfig(teacher="simulated", resolution=128, num_points=1024, epochs=15)

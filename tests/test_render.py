@@ -9,6 +9,8 @@ from conftest import SHARED_DATA
 from mathutils import Vector
 from mathutils.bvhtree import BVHTree
 from partdistill.backend.config import PartDistillConfig
+from partdistill.backend.contracts import View
+from partdistill.backend.knowledge import project_points
 from partdistill.partdistill_blender import cameras, geometry, importers, render
 
 CHAIR = SHARED_DATA / "psb_dev" / "Chair" / "101.off"
@@ -99,13 +101,12 @@ def test_transformed_object_maps_and_projections():
     expected = (matrix @ np.c_[coordinates.reshape(-1, 3), np.ones(len(obj.data.vertices))].T).T
     assert np.allclose(world_vertices, expected[:, :3], atol=1e-4)
     for view in views:
-        pixels, depth = cameras.project(world_vertices, view.K, view.world_to_camera)
-        assert (depth > 0).all()
+        # Every vertex is in front of the camera and inside the image.
+        rows, columns, valid = project_points(world_vertices, view)
+        assert valid.all()
         silhouette = view.face_ids >= 0
         # One pixel of slack: a vertex on the outline may fall just outside the raster.
         grown = _grow(silhouette)
-        columns, rows = np.floor(pixels).astype(int).T
-        assert ((columns >= 0) & (columns < 96) & (rows >= 0) & (rows < 96)).all()
         assert grown[rows, columns].all()
         # The RGB image shows the object where the map does, on a white background.
         assert (view.image[~grown] == 255).all()
@@ -173,13 +174,28 @@ def test_camera_conventions_and_spread():
     above = cameras.camera_to_world_blender(centre, 5.0, 30.0, 0.0)
     assert above[2, 3] > centre[2]
     K = cameras.intrinsics(96, config.camera_fov_deg)
+
+    def seen_from(matrix):
+        return View(np.zeros((96, 96, 3), np.uint8), np.zeros((96, 96), np.int32), K,
+                    cameras.world_to_camera_opencv(matrix))  # fmt: skip
+
+    def project(point, matrix):
+        rows, columns, valid = project_points(
+            np.asarray(point, np.float64)[None], seen_from(matrix)
+        )
+        assert valid[0]
+        return rows[0], columns[0]
+
     for matrix in (front, side, above):
-        pixels, depth = cameras.project(centre[None], K, cameras.world_to_camera_opencv(matrix))
-        assert np.allclose(pixels, [[48, 48]]) and np.isclose(depth[0], 5.0)
+        # The centre lands on the image centre (48, 48), up to where floor() puts 48 - 1e-12.
+        assert all(value in (47, 48) for value in project(centre, matrix))
+        # A point behind the camera is not in front of it.
+        behind = matrix[:3, 3] + (matrix[:3, 3] - centre)
+        assert not project_points(behind[None], seen_from(matrix))[2][0]
     # World +Z appears upwards in the image (smaller row) from the front camera.
-    top, _ = cameras.project((centre + [0, 0, 1])[None], K, cameras.world_to_camera_opencv(front))
-    right, _ = cameras.project((centre + [1, 0, 0])[None], K, cameras.world_to_camera_opencv(front))
-    assert top[0, 1] < 48 and right[0, 0] > 48
+    top_row, _ = project(centre + [0, 0, 1], front)
+    _, right_column = project(centre + [1, 0, 0], front)
+    assert top_row < 47 and right_column > 48
     # Another count: an even, deterministic spread of distinct directions.
     spread = cameras.view_directions(7, config.view_angles)
     assert spread == cameras.view_directions(7, config.view_angles) and len(set(spread)) == 7

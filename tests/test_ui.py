@@ -18,11 +18,10 @@ from partdistill.backend.config import PartDistillConfig
 from partdistill.partdistill_blender import (
     demo,
     evidence,
-    operators,
+    job_registry,
     preferences,
     properties,
     results,
-    writeback,
 )
 from partdistill.partdistill_blender.segment_job import SegmentJob
 from ui_fixtures import chair_scene, snapshot, truth
@@ -249,22 +248,22 @@ def test_result_operators_work_from_edit_mode(ui):
 def test_run_record_says_how_a_result_was_made(ui):
     obj = chair_scene(ui)
     bpy.ops.partdistill.segment_parts()
-    run = writeback.read_run(obj)
+    run = results.read_run(obj)
     assert run == {"teacher": "simulated", "mode": "direct", "views": 10, "student_shared_by": []}
-    assert writeback.run_summary(run) == ["simulated, 10 views", "Teacher votes only, no student"]
+    assert results.run_summary(run) == ["simulated, 10 views", "Teacher votes only, no student"]
     shared = {"teacher": "clip", "model": "/models/clip-vit-b16/", "mode": "distill",
               "views": 10, "student_shared_by": ["Chair", "Chair.001"]}  # fmt: skip
-    assert writeback.run_summary(shared) == ["clip-vit-b16, 10 views", "One student for 2 objects"]
-    assert writeback.run_summary({}) == []
+    assert results.run_summary(shared) == ["clip-vit-b16, 10 views", "One student for 2 objects"]
+    assert results.run_summary({}) == []
 
 
 def test_loading_another_file_stops_a_running_segmentation(ui):
     obj = chair_scene(ui, mode="forward", epochs=25)
     job = SegmentJob([obj], demo.DEMO_CHAIR_PARTS, properties.config_from_settings(ui))
-    operators._running["job"] = job  # as the modal's invoke does
+    job_registry.set_running_job(job)  # as the modal's invoke does
     while job._worker is None:  # render every view, then the worker starts
         job.step()
-    assert operators.running_job() is job
+    assert job_registry.running_job() is job
     bpy.ops.wm.read_factory_settings(use_empty=True)  # File > New: the load_pre handler runs
-    assert operators.running_job() is None
+    assert job_registry.running_job() is None
     assert job.cancelled and not job._worker.is_alive() and job.results is None

@@ -3,7 +3,7 @@
 import bpy
 import numpy as np
 import pytest
-from partdistill.partdistill_blender import palette, writeback
+from partdistill.partdistill_blender import palette, results, writeback
 
 PARTS = ["back", "seat", "leg"]
 
@@ -100,7 +100,7 @@ def test_write_puts_exact_groups_slots_and_attributes():
     mesh.attributes["partdistill_confidence"].data.foreach_get("value", stored_confidence)
     assert np.array_equal(stored_confidence, confidence)
 
-    result = writeback.read_segmentation(obj)
+    result = results.read_segmentation(obj)
     assert result["parts"] == PARTS
     assert np.array_equal(result["face_labels"], labels)
     assert np.array_equal(result["face_confidence"], confidence)
@@ -123,7 +123,7 @@ def test_second_write_replaces_without_duplicates():
     assert np.array_equal(
         second["material_indices"], np.where(labels2 >= 0, 2 + labels2, user_indices)
     )
-    assert np.array_equal(writeback.read_segmentation(obj)["face_labels"], labels2)
+    assert np.array_equal(results.read_segmentation(obj)["face_labels"], labels2)
 
 
 def test_clear_restores_exactly():
@@ -136,7 +136,7 @@ def test_clear_restores_exactly():
     after = _state(obj)
     assert np.array_equal(after.pop("material_indices"), before.pop("material_indices"))
     assert after == before
-    assert writeback.read_segmentation(obj) is None
+    assert results.read_segmentation(obj) is None
     assert writeback.clear_segmentation(obj) is False
 
 
@@ -196,7 +196,7 @@ def test_invalid_input_raises_before_changing_anything(parts, labels, confidence
     after = _state(obj)
     assert np.array_equal(after.pop("material_indices"), before.pop("material_indices"))
     assert after == before
-    assert np.array_equal(writeback.read_segmentation(obj)["face_labels"], good_labels)
+    assert np.array_equal(results.read_segmentation(obj)["face_labels"], good_labels)
 
 
 def test_part_colours_distinct_and_deterministic():

@@ -4,13 +4,20 @@ Built-in names: "clip" (pixel-wise CLIP through transformers, the default), "owl
 "grounding-dino" (box-wise), "simulated" (built from ground truth, for tests and benchmarks).
 Anything else of the form "package.module:factory" is imported and called as
 ``factory(part_names, **options)``.
+
+The package is layered so its imports run one way: ``models`` (where weights come from) and
+``preprocess`` (image processor settings) at the bottom, the encoders (``clip_encoders``,
+``open_clip_loader``) above them, the teachers (``clip``, ``boxes``, ``simulated``) above those,
+and this module, which chooses and checks a teacher by name, on top.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from ..config import PartDistillConfig
 from ..contracts import TeacherUnavailable
+from .models import DEFAULT_MODELS, OPEN_CLIP_PREFIX, model_for_teacher, resolve_model
 
 BUILTIN_TEACHERS = {
     "clip": "clip:clip_teacher",
@@ -42,6 +49,15 @@ def resolve_factory(spec: str):
     return factory
 
 
+def teacher_options_for(spec: str, config: PartDistillConfig, options: dict | None = None) -> dict:
+    """The options a teacher ``spec`` is built with: ``options``, and for a built-in teacher the
+    run's configuration as ``config`` too (it reads model, device and cache from it)."""
+    options = dict(options or {})
+    if spec in BUILTIN_TEACHERS:
+        options["config"] = config
+    return options
+
+
 def build_teacher(spec: str, part_names: list[str], **options):
     """Build a teacher and check it honours the protocol (``kind`` and ``predict``)."""
     teacher = resolve_factory(spec)(list(part_names), **options)
@@ -51,3 +67,31 @@ def build_teacher(spec: str, part_names: list[str], **options):
             f"teacher {spec!r} must have kind 'pixel' or 'box' and a predict(views) method"
         )
     return teacher
+
+
+def check_teacher_available(spec: str, config: PartDistillConfig) -> None:
+    """Raise TeacherUnavailable now if the teacher ``spec`` could not be built later.
+
+    Cheap (no model is loaded, nothing is downloaded): call it before rendering anything.
+    Built-in VLM teachers check their weights; "simulated" needs nothing; a custom
+    "package.module:factory" is imported, and its optional ``check_available(config)`` called.
+    """
+    if spec in DEFAULT_MODELS:
+        name = model_for_teacher(spec, config)
+        if name.startswith(OPEN_CLIP_PREFIX):
+            if spec != "clip":
+                raise TeacherUnavailable(
+                    f"open_clip models work with the clip teacher only, not {spec!r}"
+                )
+            from .open_clip_loader import check_open_clip
+
+            check_open_clip(name, config)
+        else:
+            resolve_model(name, config)
+        return
+    if spec in BUILTIN_TEACHERS:
+        return
+    factory = resolve_factory(spec)
+    check = getattr(factory, "check_available", None)
+    if callable(check):
+        check(config)

@@ -167,33 +167,3 @@ def from_pretrained(cls, resolved: ResolvedModel, config: PartDistillConfig, **k
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
             + _how_to_get(resolved.name, config)
         ) from exc
-
-
-def check_teacher_available(spec: str, config: PartDistillConfig) -> None:
-    """Raise TeacherUnavailable now if the teacher ``spec`` could not be built later.
-
-    Cheap (no model is loaded, nothing is downloaded): call it before rendering anything.
-    Built-in VLM teachers check their weights; "simulated" needs nothing; a custom
-    "package.module:factory" is imported, and its optional ``check_available(config)`` called.
-    """
-    from . import BUILTIN_TEACHERS, resolve_factory
-
-    if spec in DEFAULT_MODELS:
-        name = model_for_teacher(spec, config)
-        if name.startswith(OPEN_CLIP_PREFIX):
-            if spec != "clip":
-                raise TeacherUnavailable(
-                    f"open_clip models work with the clip teacher only, not {spec!r}"
-                )
-            from .open_clip_loader import check_open_clip
-
-            check_open_clip(name, config)
-        else:
-            resolve_model(name, config)
-        return
-    if spec in BUILTIN_TEACHERS:
-        return
-    factory = resolve_factory(spec)
-    check = getattr(factory, "check_available", None)
-    if callable(check):
-        check(config)

@@ -1,6 +1,6 @@
-"""The one door from the Blender half to the compute half.
+"""Which process computes: the one door from the Blender half to the compute half.
 
-Batch and UI call ``segment_objects``. Where the compute half runs:
+Batch and UI call ``segment_objects``, which chooses where the compute half runs:
 1. A Python named by the user (the add-on preference "Python with torch", or the environment
    variable ``PARTDISTILL_PYTHON``): out of process, in that Python. This is how a CUDA user
    points at the environment whose torch sees the GPU.
@@ -23,6 +23,7 @@ import tempfile
 
 from ..backend.config import PartDistillConfig
 from ..backend.contracts import ProgressFn, Segmentation, SegmentationCancelled, TeacherUnavailable
+from .preferences import get_preferences
 
 PYTHON_ENV_VAR = "PARTDISTILL_PYTHON"
 WORKER_PATH = pathlib.Path(__file__).resolve().parents[1] / "backend" / "worker.py"
@@ -104,13 +105,7 @@ def configured_python() -> str | None:
 
 
 def _preference_python() -> str:
-    try:
-        import bpy
-    except ImportError:
-        return ""
-    root_package = __package__.rpartition(".")[0]
-    addon = bpy.context.preferences.addons.get(root_package)
-    preferences = getattr(addon, "preferences", None)
+    preferences = get_preferences()
     return str(getattr(preferences, "python_path", "") or "")
 
 
