@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=int, default=d.epochs, help="(default: %(default)s)")
     m.add_argument("--encoder", default=d.encoder, help="geometric | edgeconv")
     m.add_argument("--seed", type=int, default=d.seed)
+    m.add_argument("--refine", action=argparse.BooleanOptionalAction, default=d.refine,
+                   help="labels follow the mesh: diffusion and a CRF over the polygon "
+                   "adjacency graph (default: %(default)s)")
+    m.add_argument("--vote-fusion", action=argparse.BooleanOptionalAction, default=d.vote_fusion,
+                   help="blend the student with each polygon's own votes (default: %(default)s)")
     m.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
 
     o = p.add_argument_group("output")
@@ -106,7 +111,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             render_engine=args.engine, mode=args.mode, teacher=args.teacher, model=args.model,
             encoder=args.encoder, epochs=args.epochs, collection=args.collection,
             device=args.device, seed=args.seed, allow_downloads=args.allow_downloads,
-            cache_dir=args.cache_dir,
+            cache_dir=args.cache_dir, refine=args.refine, vote_fusion=args.vote_fusion,
         )  # fmt: skip
         args.teacher_options = _parse_options(args.teacher_option)
         # Teacher options that name configuration fields (cache_dir, clip_dense_mode, ...) are

@@ -17,7 +17,7 @@ from partdistill.backend.sampling import polygon_areas
 from partdistill.backend.teachers import build_teacher
 from partdistill.backend.teachers.simulated import SimulatedTeacher, TeacherNoise
 from partdistill.backend.teachers.teacher_errors import absorb_into_neighbours
-from partdistill.partdistill_blender import demo
+from partdistill.partdistill_blender import batch, demo
 from partdistill.partdistill_blender.ground_truth import read_int_face_attribute
 from partdistill.partdistill_blender.render import render_views
 
@@ -205,3 +205,12 @@ def test_batch_reports_a_corrupt_file_and_processes_the_others(tmp_path):
     assert len(objects[0]["face_labels"]) == 6 and min(objects[0]["face_labels"]) >= 0
     assert corrupt.read_text() == "OFF\n8 6 0\n0 0 0\n1 0\n", "inputs are never modified"
     assert pathlib.Path(good).read_text() == OFF_CUBE
+
+
+def test_batch_flags_turn_refinement_and_vote_fusion_off():
+    default = batch.parse_args(["--demo", "chair", "--parts", "back, seat"]).config
+    assert default.refine and default.vote_fusion, "both are on by default (measured)"
+    off = batch.parse_args(
+        ["--demo", "chair", "--parts", "back, seat", "--no-refine", "--no-vote-fusion"]
+    ).config
+    assert not off.refine and not off.vote_fusion
