@@ -17,6 +17,12 @@ def label_polygons(query_probs: np.ndarray, present: np.ndarray) -> tuple[np.nda
     return labels, confidence
 
 
+def confidence_of(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(P,) float32: probs (P, R) at each polygon's label (P,); 0 where the label is -1."""
+    picked = probs[np.arange(len(labels)), np.clip(labels, 0, None)]
+    return np.where(labels >= 0, picked, 0.0).astype(np.float32)
+
+
 def polygon_votes(units: KnowledgeUnits, num_polygons: int, num_parts: int) -> np.ndarray:
     """(P, R) float64: the teacher's confidence-weighted votes for each part on each polygon,
     summed over the units (pixel components or boxes) that cover it."""

@@ -23,7 +23,7 @@ from .device import resolve_device
 from .distill import StudentData, train_student
 from .features import compute_point_features
 from .knowledge import extract_knowledge_units
-from .labels import direct_vote, fuse_with_votes, label_polygons
+from .labels import confidence_of, direct_vote, fuse_with_votes, label_polygons
 from .refine import refine_probabilities
 from .sampling import polygon_centroids, sample_surface_points
 
@@ -129,11 +129,17 @@ def _finish(obj, data, parts, config, query_probs, scores, extra) -> Segmentatio
     else:
         if config.vote_fusion:
             query_probs = fuse_with_votes(query_probs, data.units, config.vote_prior_mass)
+        evidence = query_probs
         if config.refine:
             query_probs = refine_probabilities(obj.geometry, query_probs, config)
             timings["refine"] = time.perf_counter() - t
             t = time.perf_counter()
-        labels, confidence = label_polygons(query_probs, data.query_present)
+        labels, _ = label_polygons(query_probs, data.query_present)
+        # The confidence is the evidence's (student and votes) for the chosen part, not the
+        # refined marginal: mean-field iterations make most faces near-certain, right or wrong,
+        # and Low Confidence would find nothing. Expected calibration error measured over 13
+        # profiles x 10 shapes: 26.6 % with the refined marginal, 17.1 % with this.
+        confidence = confidence_of(evidence, labels)
     timings["labels"] = time.perf_counter() - t
     return Segmentation(
         parts=list(parts),

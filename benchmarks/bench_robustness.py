@@ -239,8 +239,10 @@ def summarise(rows: list[dict], run_names: list[str], profiles: list[str]) -> tu
             f"{means[n]:>{max(9, len(n) + 2)}.1f}" if n in means else f"{'':>{max(9, len(n) + 2)}s}"
             for n in run_names
         )
+        teacher_2d = [r["teacher_miou"] for r in mine if not np.isnan(r["teacher_miou"])]
+        teacher_cell = f"{np.mean(teacher_2d):6.1f}" if teacher_2d else f"{'-':>6s}"
         print(
-            f"{profile:14s}{np.nanmean([r['teacher_miou'] for r in mine]):6.1f}{cells}"
+            f"{profile:14s}{teacher_cell}{cells}"
             f"{gain:+7.1f}{per_shape[worst_shape]:+7.1f} {' '.join(worst_shape):14s}"
             f"{unlabelled:6d}{np.mean([r['direct']['ece'] for r in mine]):8.1f}"
             f"{np.mean([r['distill']['ece'] for r in mine]):8.1f}"
