@@ -33,6 +33,12 @@ def project_points(points: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarr
     return np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1), valid
 
 
+def camera_centre(view: View) -> np.ndarray:
+    """(3,) float64 the camera's centre in world space."""
+    rotation, translation = view.world_to_camera[:3, :3], view.world_to_camera[:3, 3]
+    return -rotation.T @ translation
+
+
 def visible_points(
     points, point_polygons, view: View, planes=None, tolerance: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -50,8 +56,7 @@ def visible_points(
     if planes is not None and tolerance > 0:
         centroids, normals = planes
         check = np.flatnonzero(valid & ~visible & (seen >= 0))
-        rotation, translation = view.world_to_camera[:3, :3], view.world_to_camera[:3, 3]
-        eye = -rotation.T @ translation  # camera centre, world
+        eye = camera_centre(view)
         ray = points[check].astype(np.float64) - eye  # the point is at t = 1 along it
         normal = normals[seen[check]].astype(np.float64)
         facing = np.einsum("ij,ij->i", normal, ray)
@@ -67,9 +72,7 @@ def incidence_weights(points, normals, view: View, floor: float) -> np.ndarray:
     """(N,) |cos| of the angle between each point's normal and its viewing ray, raised to at
     least ``floor``: a surface seen edge-on covers few pixels of the teacher's map, so one pixel
     of it stands for surface the teacher barely saw, and a pixel's error spreads along it."""
-    rotation, translation = view.world_to_camera[:3, :3], view.world_to_camera[:3, 3]
-    eye = -rotation.T @ translation
-    ray = points.astype(np.float64) - eye
+    ray = points.astype(np.float64) - camera_centre(view)
     ray /= np.maximum(np.linalg.norm(ray, axis=1, keepdims=True), 1e-12)
     cos = np.abs(np.einsum("ij,ij->i", ray, normals.astype(np.float64)))
     return np.maximum(cos, floor).astype(np.float32)
@@ -224,13 +227,14 @@ def extract_knowledge_units(
             part=np.zeros(0, np.int64),
             view=np.zeros(0, np.int64),
         )
+    mask = np.stack([u[1] for u in units])
     return KnowledgeUnits(
         probs=np.stack([u[0] for u in units]),
-        mask=np.stack([u[1] for u in units]),
+        mask=mask,
         part=np.array([u[2] for u in units], np.int64),
         view=np.array(unit_views, np.int64),
         polygon_unit=np.concatenate(pairs[0]),
         polygon_index=np.concatenate(pairs[1]),
         polygon_confidence=np.concatenate(pairs[2]),
-        incidence=np.stack(incidence) * np.stack([u[1] for u in units]) if weigh else None,
+        incidence=np.stack(incidence) * mask if weigh else None,
     )

@@ -18,12 +18,12 @@ def _sheet(cells, to_3d, first_polygon=0):
     b, c, d = a + 1, a + cells + 2, a + cells + 1
     triangles = np.concatenate([np.column_stack([a, b, c]), np.column_stack([a, c, d])])
     quad = np.arange(cells * cells) + first_polygon
-    return vertices, triangles, np.concatenate([quad, quad]), (v.ravel()[a] + 0.5 / cells)
+    return vertices, triangles, np.concatenate([quad, quad])
 
 
 def _join(*sheets) -> MeshGeometry:
     vertices, triangles, owners, offset = [], [], [], 0
-    for verts, tris, own, _ in sheets:
+    for verts, tris, own in sheets:
         vertices.append(verts)
         triangles.append(tris + offset)
         owners.append(own)
@@ -72,8 +72,6 @@ def test_a_correct_labelling_is_left_unchanged():
     geometry, truth, _ = _folded_sheet()
     rng = np.random.default_rng(0)
     confidence = rng.uniform(0.55, 0.95, len(truth))  # right everywhere, unevenly sure
-    probs = np.where(truth[:, None] == 0, 1.0, 0.0) * confidence[:, None]
-    probs += np.where(truth[:, None] == 1, 1.0, 0.0) * confidence[:, None]
     probs = np.where(np.eye(2, dtype=bool)[truth], confidence[:, None], 1 - confidence[:, None])
     refined = _refine(geometry, probs)
     np.testing.assert_array_equal(refined.argmax(axis=1), truth)
@@ -115,7 +113,7 @@ def test_non_manifold_edges_and_isolated_polygons():
     verts.append(np.array([[9, 9, 9], [10, 9, 9], [9, 10, 9]], float))
     tris.append(np.array([[0, 1, 2]]))
     owners.append(np.array([27]))
-    geometry = _join(*[(v, t, o, None) for v, t, o in zip(verts, tris, owners, strict=True)])
+    geometry = _join(*zip(verts, tris, owners, strict=True))
     adjacency = polygon_adjacency(geometry, 1.0, 0.2)
     assert adjacency[27].nnz == 0
     spine = [0, 1, 2]  # first row of each page touches the spine
