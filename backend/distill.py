@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 
 from .config import PartDistillConfig
 from .contracts import KnowledgeUnits, ProgressFn
-from .rescore import consensus_scores
+from .rescore import consensus_scores, unit_trust
 from .student import DistillationHead, EdgeConvEncoder, knn_indices
 
 
@@ -67,6 +67,7 @@ def unit_targets(
     num_parts: int,
     scores: np.ndarray | None = None,
     unit_weights: np.ndarray | None = None,
+    one_per_view: bool = False,
 ):
     """Per-point target weights of Eq. 3, summed over the units that cover each point.
 
@@ -74,16 +75,33 @@ def unit_targets(
     teacher's confidence, or the unit's backward-distillation score when ``scores`` (D,) is given,
     times ``unit_weights`` (D,) when given and the unit's incidence weights when it has them.
     coverage (N,): the number of units covering each point.
+
+    With ``one_per_view`` the units of one view and part count once per point (their maximum):
+    a view is one opinion, however many overlapping boxes of a part it returns. Pixel units of
+    one view are disjoint, so for them nothing changes.
     """
-    mask = units.mask.astype(np.float32)  # (D, N)
+    mask = units.mask  # (D, N)
     confidence = units.confidence if scores is None else mask * scores[:, None]
     if unit_weights is not None:
         confidence = confidence * unit_weights[:, None]
     if units.incidence is not None:
         confidence = confidence * units.incidence
-    onehot = np.eye(num_parts, dtype=np.float32)[units.part]  # (D, R)
-    targets = np.einsum("dn,dr->nr", confidence, onehot)
-    return targets.astype(np.float32), mask.sum(axis=0)
+    part = units.part
+    if one_per_view and len(part):
+        confidence, mask, part = _one_per_view(confidence, mask, units.view, part, num_parts)
+    onehot = np.eye(num_parts, dtype=np.float32)[part]  # (D, R)
+    targets = np.einsum("dn,dr->nr", confidence.astype(np.float32), onehot)
+    return targets.astype(np.float32), mask.sum(axis=0).astype(np.float32)
+
+
+def _one_per_view(confidence, mask, view, part, num_parts):
+    """Units (D, N) grouped by (view, part): the maximum confidence and the union of masks."""
+    key = view.astype(np.int64) * num_parts + part
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0])
+    grouped = np.maximum.reduceat(confidence[order], starts, axis=0)
+    covered = np.logical_or.reduceat(mask[order], starts, axis=0)
+    return grouped, covered, part[order][starts]
 
 
 def distillation_loss(
@@ -168,7 +186,11 @@ class _Shape:
             self.consensus = consensus_scores(
                 data.units, num_parts, config.consensus_rounds, config.consensus_prior
             )
-        self.unit_weights = self.consensus if config.consensus_forward else None
+        self.unit_weights = unit_trust(data.units, config)  # (D,) or None
+        if config.consensus_forward:
+            trust = 1.0 if self.unit_weights is None else self.unit_weights
+            self.unit_weights = self.consensus * trust
+        self.one_per_view = config.one_vote_per_view
         self.set_scores(None)
         self.neighbours = None
         if config.encoder == "edgeconv":
@@ -181,7 +203,9 @@ class _Shape:
             self.query_weight = torch.from_numpy(w / w.sum(1, keepdims=True)).float().to(device)
 
     def set_scores(self, scores):
-        targets, coverage = unit_targets(self.data.units, self.num_parts, scores, self.unit_weights)
+        targets, coverage = unit_targets(
+            self.data.units, self.num_parts, scores, self.unit_weights, self.one_per_view
+        )
         self.targets = torch.from_numpy(targets).to(self.device)
         self.coverage = torch.from_numpy(coverage).to(self.device)
 

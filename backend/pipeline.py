@@ -25,6 +25,7 @@ from .features import compute_point_features
 from .knowledge import extract_knowledge_units
 from .labels import confidence_of, direct_vote, fuse_with_votes, label_polygons
 from .refine import refine_probabilities
+from .rescore import unit_trust
 from .sampling import polygon_centroids, sample_surface_points
 
 
@@ -128,7 +129,13 @@ def _finish(obj, data, parts, config, query_probs, scores, extra) -> Segmentatio
         labels, confidence = direct_vote(data.units, obj.geometry.num_polygons, len(parts))
     else:
         if config.vote_fusion:
-            query_probs = fuse_with_votes(query_probs, data.units, config.vote_prior_mass)
+            query_probs = fuse_with_votes(
+                query_probs,
+                data.units,
+                config.vote_prior_mass,
+                config.one_vote_per_view,
+                unit_trust(data.units, config),
+            )
         evidence = query_probs
         if config.refine:
             query_probs = refine_probabilities(obj.geometry, query_probs, config)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from .contracts import MeshGeometry
-from .sampling import triangle_areas_and_normals
+from .sampling import polygon_areas, polygon_centroids, triangle_areas_and_normals
 
 
 def _welded_vertices(vertices: np.ndarray) -> np.ndarray:
@@ -28,16 +29,9 @@ def _welded_vertices(vertices: np.ndarray) -> np.ndarray:
     return ids.ravel()
 
 
-def polygon_adjacency(geometry: MeshGeometry, concave_weight: float, convex_weight: float):
-    """Sparse symmetric (P, P) edge weights between polygons that share an edge.
-
-    weight = edge length x exp(-angular distance / its mean), with angular distance
-    (1 - cos dihedral) x ``concave_weight`` on concave edges and x ``convex_weight`` on convex
-    ones (Katz and Tal's measure): low across creases and folds, near the edge length on
-    smooth surface. Returns a CSR matrix, row-normalised so every polygon's weights sum to 1
-    (polygons with no neighbour keep a zero row).
-    """
-    p = geometry.num_polygons
+def polygon_edges(geometry: MeshGeometry):
+    """The edges two polygons share: (first (E,), second (E,)) polygon ids, length (E,),
+    |cos| of the dihedral angle (E,) and whether the edge is concave (E,) bool."""
     tris = geometry.triangles.astype(np.int64)
     welded = _welded_vertices(geometry.vertices)[tris]  # (T, 3)
     vertices = geometry.vertices.astype(np.float64)
@@ -63,8 +57,6 @@ def polygon_adjacency(geometry: MeshGeometry, concave_weight: float, convex_weig
     edge_ends = ends[:-1][same]
     between = owner[first] != owner[second]
     first, second, edge_ends = first[between], second[between], edge_ends[between]
-    if first.size == 0:
-        return sparse.csr_matrix((p, p), dtype=np.float64)
 
     length = np.linalg.norm(vertices[edge_ends[:, 0]] - vertices[edge_ends[:, 1]], axis=1)
     n1, n2 = normals[first], normals[second]
@@ -75,17 +67,58 @@ def polygon_adjacency(geometry: MeshGeometry, concave_weight: float, convex_weig
     aligned = np.sign(np.einsum("ij,ij->i", n1, n2))
     aligned[aligned == 0] = 1.0
     rise = np.einsum("ij,ij->i", (centres[second] - centres[first]), n1 * aligned[:, None])
-    concave = rise > 0
+    return owner[first], owner[second], length, cos, rise > 0
+
+
+def polygon_adjacency(geometry: MeshGeometry, concave_weight: float, convex_weight: float):
+    """Sparse symmetric (P, P) edge weights between polygons that share an edge.
+
+    weight = edge length x exp(-angular distance / its mean), with angular distance
+    (1 - cos dihedral) x ``concave_weight`` on concave edges and x ``convex_weight`` on convex
+    ones (Katz and Tal's measure): low across creases and folds, near the edge length on
+    smooth surface. Returns a CSR matrix, row-normalised so every polygon's weights sum to 1
+    (polygons with no neighbour keep a zero row).
+    """
+    p = geometry.num_polygons
+    first, second, length, cos, concave = polygon_edges(geometry)
+    if first.size == 0:
+        return sparse.csr_matrix((p, p), dtype=np.float64)
     distance = (1.0 - cos) * np.where(concave, concave_weight, convex_weight)
     mean = max(float(distance.mean()), 1e-6)
     weight = length * np.exp(-distance / mean)
 
-    rows = np.concatenate([owner[first], owner[second]])
-    cols = np.concatenate([owner[second], owner[first]])
+    rows = np.concatenate([first, second])
+    cols = np.concatenate([second, first])
     w = sparse.coo_matrix((np.concatenate([weight, weight]), (rows, cols)), shape=(p, p))
     w = w.tocsr()  # duplicates (n-gons sharing several triangle edges) are summed
     degree = np.asarray(w.sum(axis=1)).ravel()
     return sparse.diags(1.0 / np.maximum(degree, 1e-30)) @ w
+
+
+def surface_segments(geometry: MeshGeometry, crease_deg: float, cell: float) -> np.ndarray:
+    """(P,) int64 over-segmentation: the pieces of surface that creases sharper than
+    ``crease_deg`` bound, each cut further by a grid of ``cell`` x the bounding radius, so
+    that smooth organic surface, which has no creases, still comes in local patches."""
+    p = geometry.num_polygons
+    first, second, _, cos, _ = polygon_edges(geometry)
+    smooth = cos > np.cos(np.radians(crease_deg))
+    graph = sparse.coo_matrix((np.ones(int(smooth.sum())), (first[smooth], second[smooth])),
+                              shape=(p, p))  # fmt: skip
+    _, piece = connected_components(graph, directed=False)
+    centroids, _, _ = polygon_centroids(geometry)
+    v = geometry.vertices.astype(np.float64)
+    radius = max(0.5 * float(np.linalg.norm(v.max(axis=0) - v.min(axis=0))), 1e-12)
+    cell_index = np.floor((centroids - v.min(axis=0)) / (cell * radius)).astype(np.int64)
+    keys = np.column_stack([piece, cell_index])
+    return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+
+
+def segment_average(probs: np.ndarray, segments: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """(P, R): each polygon's probabilities replaced by the area-weighted mean of its segment's."""
+    total = np.zeros((int(segments.max()) + 1, probs.shape[1]))
+    np.add.at(total, segments, probs * areas[:, None])
+    total /= np.maximum(total.sum(axis=1, keepdims=True), 1e-30)
+    return total[segments]
 
 
 def mean_field(probs: np.ndarray, adjacency, strength: float, iterations: int) -> np.ndarray:
@@ -128,11 +161,17 @@ def diffuse(probs: np.ndarray, adjacency, steps: int) -> np.ndarray:
 
 
 def refine_probabilities(geometry: MeshGeometry, probs: np.ndarray, config) -> np.ndarray:
-    """The student's polygon probabilities (P, R) -> refined (P, R): diffusion within the
-    regions creases bound (``config.refine_reach``), then the CRF (``refine_iterations``)."""
+    """The student's polygon probabilities (P, R) -> refined (P, R): blended with the mean of
+    their surface segment (``config.refine_segment_weight``), diffused within the regions
+    creases bound (``config.refine_reach``), then the CRF (``refine_iterations``)."""
     adjacency = polygon_adjacency(
         geometry, config.refine_concave_weight, config.refine_convex_weight
     )
+    if config.refine_segment_weight > 0:
+        segments = surface_segments(geometry, config.refine_crease_deg, config.refine_cell)
+        mean = segment_average(probs, segments, polygon_areas(geometry))
+        beta = config.refine_segment_weight
+        probs = ((1.0 - beta) * probs + beta * mean).astype(np.float32)
     if config.refine_reach > 0:
         probs = diffuse(probs, adjacency, diffusion_steps(geometry, config.refine_reach))
     if config.refine_iterations > 0:

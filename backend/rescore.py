@@ -50,3 +50,30 @@ def consensus_scores(
     for _ in range(rounds):
         scores = cross_view_agreement(units, num_parts, scores, prior)
     return scores
+
+
+def whole_view_weights(units: KnowledgeUnits, start: float, floor: float) -> np.ndarray:
+    """(D,) float32 in [floor, 1]: less trust in a unit the more of its view's points it takes.
+
+    A 2D teacher that fails on a view tends to give the whole object one label (the prompt
+    that wins one patch wins them all), and a missed part is absorbed by its neighbour: such a
+    unit covers most of what its view sees. An object of several parts rarely shows only one,
+    so a unit's weight falls linearly from 1 at ``start`` of its view's covered points to
+    ``floor`` at all of them.
+    """
+    if not len(units):
+        return np.ones(0, np.float32)
+    num_views = int(units.view.max()) + 1
+    size = units.mask.sum(axis=1).astype(np.float64)
+    seen = np.zeros((num_views, units.mask.shape[1]), bool)
+    np.logical_or.at(seen, units.view, units.mask)
+    share = size / np.maximum(seen.sum(axis=1)[units.view], 1)
+    excess = np.clip((share - start) / max(1.0 - start, 1e-6), 0.0, 1.0)
+    return (1.0 - (1.0 - floor) * excess).astype(np.float32)
+
+
+def unit_trust(units: KnowledgeUnits, config) -> np.ndarray | None:
+    """(D,) weights of the units before any scoring (config.whole_view_*), None when all 1."""
+    if config.whole_view_start >= 1.0:
+        return None
+    return whole_view_weights(units, config.whole_view_start, config.whole_view_floor)

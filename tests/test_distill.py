@@ -14,6 +14,7 @@ from partdistill.backend.distill import (
     unit_targets,
 )
 from partdistill.backend.pipeline import segment
+from partdistill.backend.rescore import whole_view_weights
 from synthetic import grid_planes, polygon_centres_x, top_view
 
 
@@ -151,3 +152,35 @@ def test_collection_trains_one_student_over_all_shapes():
         assert (result.face_labels == truth).mean() > 0.95
     # One student: both shapes share its loss curve and its backward-distillation epoch.
     assert results[0].info is results[1].info
+
+
+def test_a_view_is_one_opinion_however_many_boxes_of_a_part_it_returns():
+    # View 0 returns three overlapping "leg" boxes over points 0-2 and one "top" box over 0-1;
+    # view 1 one "top" box over 0-1. Summed, leg would win points 0-1 (3 x 0.9 against 2 x 0.8).
+    mask = np.array([[1, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 0], [1, 1, 0]], bool)
+    probs = np.zeros((5, 3, 2), np.float32)
+    probs[:3, :, 1] = 0.9
+    probs[3:, :2, 0] = 0.8
+    units = KnowledgeUnits(probs=probs, mask=mask, part=np.array([1, 1, 1, 0, 0]),
+                           view=np.array([0, 0, 0, 0, 1]))  # fmt: skip
+    summed, _ = unit_targets(units, 2)
+    assert summed[0].argmax() == 1
+    targets, coverage = unit_targets(units, 2, one_per_view=True)
+    np.testing.assert_allclose(targets, [[1.6, 0.9], [1.6, 0.9], [0, 0.9]], rtol=1e-6)
+    np.testing.assert_array_equal(coverage, [3, 3, 1])
+    # Pixel units of a view are disjoint: counting per view changes nothing for them.
+    pixel = _tiny_units()
+    pixel.view[:] = [0, 1]
+    np.testing.assert_array_equal(
+        unit_targets(pixel, 2)[0], unit_targets(pixel, 2, None, None, True)[0]
+    )
+
+
+def test_a_unit_over_its_whole_view_is_trusted_less():
+    mask = np.zeros((3, 10), bool)
+    mask[0, :9], mask[1, 9], mask[2, :3] = True, True, True  # view 0: 9 + 1 points; view 1: 3
+    units = KnowledgeUnits(probs=np.ones((3, 10, 2), np.float32), mask=mask,
+                           part=np.array([0, 1, 0]), view=np.array([0, 0, 1]))  # fmt: skip
+    weights = whole_view_weights(units, start=0.6, floor=0.3)
+    # 90 % of its view: 1 - 0.7 x (0.9 - 0.6) / 0.4; 10 %: untouched; the whole view: floor.
+    np.testing.assert_allclose(weights, [1 - 0.7 * 0.75, 1.0, 0.3], rtol=1e-6)
