@@ -70,17 +70,20 @@ def polygon_edges(geometry: MeshGeometry):
     return owner[first], owner[second], length, cos, rise > 0
 
 
-def polygon_adjacency(geometry: MeshGeometry, concave_weight: float, convex_weight: float):
+def polygon_adjacency(
+    geometry: MeshGeometry, concave_weight: float, convex_weight: float, edges=None
+):
     """Sparse symmetric (P, P) edge weights between polygons that share an edge.
 
     weight = edge length x exp(-angular distance / its mean), with angular distance
     (1 - cos dihedral) x ``concave_weight`` on concave edges and x ``convex_weight`` on convex
     ones (Katz and Tal's measure): low across creases and folds, near the edge length on
     smooth surface. Returns a CSR matrix, row-normalised so every polygon's weights sum to 1
-    (polygons with no neighbour keep a zero row).
+    (polygons with no neighbour keep a zero row). ``edges``: ``polygon_edges(geometry)``, if
+    already computed.
     """
     p = geometry.num_polygons
-    first, second, length, cos, concave = polygon_edges(geometry)
+    first, second, length, cos, concave = edges or polygon_edges(geometry)
     if first.size == 0:
         return sparse.csr_matrix((p, p), dtype=np.float64)
     distance = (1.0 - cos) * np.where(concave, concave_weight, convex_weight)
@@ -95,12 +98,14 @@ def polygon_adjacency(geometry: MeshGeometry, concave_weight: float, convex_weig
     return sparse.diags(1.0 / np.maximum(degree, 1e-30)) @ w
 
 
-def surface_segments(geometry: MeshGeometry, crease_deg: float, cell: float) -> np.ndarray:
+def surface_segments(
+    geometry: MeshGeometry, crease_deg: float, cell: float, edges=None
+) -> np.ndarray:
     """(P,) int64 over-segmentation: the pieces of surface that creases sharper than
     ``crease_deg`` bound, each cut further by a grid of ``cell`` x the bounding radius, so
     that smooth organic surface, which has no creases, still comes in local patches."""
     p = geometry.num_polygons
-    first, second, _, cos, _ = polygon_edges(geometry)
+    first, second, _, cos, _ = edges or polygon_edges(geometry)
     smooth = cos > np.cos(np.radians(crease_deg))
     graph = sparse.coo_matrix((np.ones(int(smooth.sum())), (first[smooth], second[smooth])),
                               shape=(p, p))  # fmt: skip
@@ -164,11 +169,12 @@ def refine_probabilities(geometry: MeshGeometry, probs: np.ndarray, config) -> n
     """The student's polygon probabilities (P, R) -> refined (P, R): blended with the mean of
     their surface segment (``config.refine_segment_weight``), diffused within the regions
     creases bound (``config.refine_reach``), then the CRF (``refine_iterations``)."""
+    edges = polygon_edges(geometry)
     adjacency = polygon_adjacency(
-        geometry, config.refine_concave_weight, config.refine_convex_weight
+        geometry, config.refine_concave_weight, config.refine_convex_weight, edges
     )
     if config.refine_segment_weight > 0:
-        segments = surface_segments(geometry, config.refine_crease_deg, config.refine_cell)
+        segments = surface_segments(geometry, config.refine_crease_deg, config.refine_cell, edges)
         mean = segment_average(probs, segments, polygon_areas(geometry))
         beta = config.refine_segment_weight
         probs = ((1.0 - beta) * probs + beta * mean).astype(np.float32)
