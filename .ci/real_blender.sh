@@ -131,18 +131,27 @@ fi
 # ---------------------------------------------------------------- UI under Xvfb
 # Each script starts Blender's UI afresh and clicks through one part of the panel with xdotool
 # (see .ci/ui_lib.sh); every check prints a PASS or FAIL line.
-UI_SCRIPTS="ui_test ui_results ui_setup ui_multi"
+UI_SCRIPTS=${UI_SCRIPTS:-"ui_test ui_results ui_setup ui_multi"}  # env UI_SCRIPTS: a subset
 if want ui; then
   log "UI: Segment Parts, undo, cancel, clear; results; part list, presets, preferences; several meshes"
   [ -d "$BUR/extensions" ] || { echo "the ui step needs the install step first" >&2; exit 1; }
   [ -f "$SCENE" ] || { echo "the ui step needs the scene step first" >&2; exit 1; }
   rm -f "$OUT"/panel.png "$OUT"/ui_*.png "$OUT"/*_state.json
-  chroot "$CHROOT" /usr/bin/Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
+  # A free display: X's abstract sockets are shared by every chroot on the machine, so another
+  # checkout's Xvfb on the same display would take our Blender's window and our clicks.
+  DISPLAY_NUMBER=100  # not :99, which the older script took without looking
+  while grep -q "/tmp/.X11-unix/X$DISPLAY_NUMBER\$" /proc/net/unix; do
+    DISPLAY_NUMBER=$((DISPLAY_NUMBER + 1))
+  done
+  chroot "$CHROOT" /usr/bin/Xvfb ":$DISPLAY_NUMBER" -screen 0 1280x800x24 -nolisten tcp \
+    >"$OUT/xvfb.log" 2>&1 &
   XVFB_PID=$!
   sleep 2
+  kill -0 "$XVFB_PID" 2>/dev/null || { echo "Xvfb :$DISPLAY_NUMBER did not start:"; cat "$OUT/xvfb.log"; exit 1; }
+  log "Xvfb on display :$DISPLAY_NUMBER"
   for script in $UI_SCRIPTS; do
     log "UI: $script"
-    DISPLAY_VAR=DISPLAY=:99 in_chroot bash "$REPO/.ci/$script.sh" "$SCENE" "$OUT" 2>&1 \
+    DISPLAY_VAR=DISPLAY=:$DISPLAY_NUMBER in_chroot bash "$REPO/.ci/$script.sh" "$SCENE" "$OUT" 2>&1 \
       | tee "$OUT/$script.log" | grep --line-buffered -E "^(PASS|FAIL|segmented|PartDistill tab|the click)" || true
     grep -q "^FAIL" "$OUT/$script.log" && { tail -25 "$OUT/$script.log"; exit 1; }
     grep -q "^PASS no Python errors" "$OUT/$script.log" || {

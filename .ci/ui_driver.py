@@ -29,10 +29,15 @@ PARTS = ["seat", "back", "leg"]
 REPORT_INTERVAL_S = 0.1
 sequence = 0
 copied = {"text": "", "sequence": 0}  # the last text copied, and the report that read it
-# The longest gap between two reports while a segmentation ran: this timer runs on Blender's
-# main thread, so the gap is how long the UI stood still.
+# The longest gap between two reports from the press of Segment Parts to the end of its
+# writeback: this timer runs on Blender's main thread, so the gap is how long the UI stood
+# still. A gap counts when a run was reported at either end of it: the gap in which the press
+# falls (the operator's checks before the run reports itself) and the one in which the run
+# ends (results written on the main thread) as well as those between. Kept by phase: "start"
+# (not running -> running), "run", "finish" (running -> not running).
 last_report = {"time": 0.0, "running": False}
 longest_stall_s = 0.0
+stalls_s = {"start": 0.0, "run": 0.0, "finish": 0.0}
 menus_drawn: dict[str, int] = {}  # menu idname -> times drawn (a menu draws while it is open)
 # Panel -> times its draw() ran to the end, by whether the active object had a segmentation.
 # A function appended to a panel runs after its draw(), and not when draw() raised.
@@ -178,7 +183,10 @@ def object_state(obj, settings):
         "segmented": labels is not None,
         "parts": parts if labels is not None else [],
         # The simulated teacher labels the chair from its true parts, in the list's order.
+        # Both figures are face-weighted: the fraction of faces whose label is the true part,
+        # and that of always answering the part with the most faces (the baseline to beat).
         "agreement": float(np.mean(labels == truth)) if labels is not None else None,
+        "baseline": float(np.bincount(truth).max() / truth.size) if truth is not None else None,
         "labels": hashlib.sha1(labels.tobytes()).hexdigest() if labels is not None else "",
         "low_confidence_faces": int(low.sum()) if low is not None else None,
         "selected": describe(face_values(obj, "select", bool), labels, parts, low),
@@ -234,8 +242,11 @@ def report():
     sequence += 1
     now = time.perf_counter()
     running = bool(bpy.context.scene.partdistill.is_running)
-    if running and last_report["running"]:
-        longest_stall_s = max(longest_stall_s, now - last_report["time"])
+    if running or last_report["running"]:
+        phase = "run" if running and last_report["running"] else "start" if running else "finish"
+        gap = now - last_report["time"]
+        stalls_s[phase] = max(stalls_s[phase], gap)
+        longest_stall_s = max(longest_stall_s, gap)
     last_report.update(time=now, running=running)
     wm = bpy.context.window_manager
     if wm.clipboard:
@@ -268,6 +279,7 @@ def report():
         "tab": getattr(sidebar, "active_panel_category", ""),
         "running": bool(settings.is_running),
         "longest_stall_s": round(longest_stall_s, 3),
+        "stalls_s": {phase: round(gap, 3) for phase, gap in stalls_s.items()},
         "progress": settings.progress_text,
         "part_list": [p.name for p in settings.parts],
         "active_part": settings.active_part,

@@ -17,10 +17,15 @@ expect "s['panels_drawn']['PARTDISTILL_PT_results'].get('without', 0) > 0" \
 segment 480  # 25-30 s on an idle 2-core machine, 204 s measured under heavy load
 echo "materials: $(state "['materials']")"
 # Rendering runs in short steps on the main thread and the rest in a worker thread: the UI
-# must not stand still. The driver's timer would show a freeze as a gap between its reports.
-STALL=$(state "['longest_stall_s']")
-is "s['longest_stall_s'] < 2.0" || { echo "FAIL: the UI stood still for $STALL s during Segment Parts"; exit 1; }
-echo "PASS the UI stayed responsive during Segment Parts: longest main-thread stall $STALL s (report interval 0.1 s)"
+# must not stand still. The driver's timer would show a freeze as a gap between its reports,
+# counted from the press of Segment Parts (the checks before the run) to the end of the
+# writeback on the main thread (see longest_stall_s in ui_driver.py).
+STALL_LIMIT_MS=2000
+STALL_MS=$(value "round(s['longest_stall_s'] * 1000)")
+PHASES=$(value "', '.join(f'{k} {v * 1000:.0f} ms' for k, v in s['stalls_s'].items())")
+is "s['longest_stall_s'] * 1000 < $STALL_LIMIT_MS" || {
+  echo "FAIL: the UI stood still for $STALL_MS ms (limit $STALL_LIMIT_MS ms) between the press of Segment Parts and the end of writeback (longest by phase: $PHASES)"; exit 1; }
+echo "PASS the UI stayed responsive from the press of Segment Parts to the end of writeback: longest main-thread stall $STALL_MS ms < $STALL_LIMIT_MS ms (by phase: $PHASES; report interval 100 ms)"
 # Move the mouse away (no tooltip in the picture) and let the viewport redraw.
 xdotool mousemove $((SX + SW / 2)) $((SY + SH - 5))
 sleep 2

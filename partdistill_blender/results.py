@@ -156,9 +156,20 @@ def _elements_of(mesh, face_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return vertices, edges
 
 
+def _repair_edge_selection(mesh) -> None:
+    """Blender 5.0.1 makes a mesh built through the API (``update(calc_edges=True)``,
+    ``from_pydata``) with an edge selection ".select_edge" of type INT32_2D instead of
+    BOOLEAN, and writing edges' "select" then crashes Blender. Such a layer holds no real
+    selection: remove it, and the next write makes a boolean one."""
+    layer = mesh.attributes.get(".select_edge")
+    if layer is not None and layer.data_type != "BOOLEAN":
+        mesh.attributes.remove(layer)
+
+
 def select_faces(mesh, face_mask: np.ndarray) -> None:
     """Select exactly the faces in ``face_mask`` (and their vertices and edges). Object mode."""
     face_mask = np.asarray(face_mask, bool)
+    _repair_edge_selection(mesh)
     vertices, edges = _elements_of(mesh, face_mask)
     mesh.polygons.foreach_set("select", face_mask)
     mesh.edges.foreach_set("select", edges)
@@ -170,6 +181,7 @@ def hide_faces(mesh, hidden: np.ndarray) -> None:
     """Hide exactly the faces in ``hidden``; a vertex or edge is hidden when every face using
     it is hidden, so the visible faces stay whole. Object mode; shows in edit mode."""
     hidden = np.asarray(hidden, bool)
+    _repair_edge_selection(mesh)
     visible_vertices, visible_edges = _elements_of(mesh, ~hidden)
     any_vertices, any_edges = _elements_of(mesh, np.ones_like(hidden))
     mesh.polygons.foreach_set("hide", hidden)
