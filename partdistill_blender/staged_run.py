@@ -109,26 +109,22 @@ class StagedRun:
     # --- stage 1: geometry and views ---
     def render_steps(self):
         """Generator: renders one view per next(); closing it closes the open renderer."""
-        from .render import ViewRenderer
+        from .render import iter_views
 
         total = len(self.objects) * self.config.num_views
         done = 0
         for obj, info in zip(self.objects, self.infos, strict=True):
-            started = time.perf_counter()
-            with ViewRenderer(obj, self.config) as renderer:
-                views = []
-                for i in range(len(renderer)):
-                    if self._cancel.is_set():
-                        raise SegmentationCancelled()
-                    views.append(renderer.render_view(i))
-                    done += 1
-                    self.report("render", done / max(total, len(self.objects) * len(renderer)))
-                    yield
-                self.inputs.append(ObjectInput(renderer.geometry, views, info))
-            get_logger().info(
-                f"  {obj.name}: rendered {len(views)} views in "
-                f"{time.perf_counter() - started:.1f} s ({renderer.geometry.num_polygons} polygons)"
-            )
+            started, views = time.perf_counter(), []
+            for renderer, view in iter_views(obj, self.config):
+                views.append(view)
+                done += 1
+                self.report("render", done / max(total, len(self.objects) * len(renderer)))
+                yield
+            geometry = renderer.geometry
+            self.inputs.append(ObjectInput(geometry, views, info))
+            seconds = time.perf_counter() - started
+            get_logger().info(f"  {obj.name}: rendered {len(views)} views in {seconds:.1f} s "
+                              f"({geometry.num_polygons} polygons)")  # fmt: skip
 
     def render(self) -> None:
         """Render every view of every object now (raises what rendering raised)."""
