@@ -16,7 +16,7 @@ from partdistill.backend.log import ERROR_PREFIX, TERMINAL_PREFIX, get_logger
 from partdistill.backend.run_stages import WORKER_PATH, RunRequest, run_compute
 from partdistill.partdistill_blender import batch, compute_process, demo, properties
 from partdistill.partdistill_blender.staged_run import StagedRun
-from ui_fixtures import chair_scene, snapshot
+from ui_fixtures import CancelAt, chair_scene, snapshot, truth
 
 PARTS = demo.DEMO_CHAIR_PARTS
 FORWARD = PartDistillConfig(teacher="simulated", mode="forward", num_views=4, resolution=64,
@@ -74,23 +74,7 @@ def test_the_batch_the_operator_and_the_worker_give_the_same_labels(ui, tmp_path
     by_the_worker = _part_labels(obj)
     assert np.array_equal(by_the_operator, by_the_batch)
     assert np.array_equal(by_the_worker, by_the_batch)
-    truth = demo_truth(obj)
-    assert (by_the_batch == truth).mean() > 0.6
-
-
-def demo_truth(obj) -> np.ndarray:
-    labels = np.empty(len(obj.data.polygons), np.int32)
-    obj.data.attributes[demo.GROUND_TRUTH_ATTRIBUTE].data.foreach_get("value", labels)
-    return labels
-
-
-class CancelAt(StagedRun):
-    stage = ""
-
-    def report(self, stage, fraction):
-        if stage == self.stage:
-            self.cancel()
-        super().report(stage, fraction)
+    assert (by_the_batch == truth(obj)).mean() > 0.6
 
 
 @pytest.mark.parametrize("stage", ["render", "student"])

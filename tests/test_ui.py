@@ -24,7 +24,7 @@ from partdistill.partdistill_blender import (
     results,
 )
 from partdistill.partdistill_blender.staged_run import StagedRun
-from ui_fixtures import chair_scene, snapshot, truth
+from ui_fixtures import CancelAt, chair_scene, snapshot, truth
 
 
 # --- settings -> config -------------------------------------------------------------------
@@ -104,17 +104,6 @@ def test_errors_reach_the_user_and_change_nothing(ui):
     with pytest.raises(RuntimeError, match="simulated teacher needs ground-truth labels on 'Cube'"):
         bpy.ops.partdistill.segment_parts()
     assert snapshot(obj) == before and len(cube.vertex_groups) == 0
-
-
-class CancelAt(StagedRun):
-    """A real job that presses Cancel the first time the named stage reports progress."""
-
-    stage = ""
-
-    def report(self, stage, fraction):
-        if stage == self.stage:
-            self.cancel()
-        super().report(stage, fraction)
 
 
 @pytest.mark.parametrize("stage", ["render", "teacher", "features", "student"])
