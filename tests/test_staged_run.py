@@ -3,6 +3,7 @@ worker run the same stages (``staged_run.StagedRun`` and ``backend.run_stages.ru
 run's state saves and loads, a cancelled or failed run changes nothing, and every message goes
 through the one logger (terminal, log file, Blender's reports)."""
 
+import json
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import SegmentationCancelled
 from partdistill.backend.log import ERROR_PREFIX, TERMINAL_PREFIX, get_logger
 from partdistill.backend.run_stages import WORKER_PATH, RunRequest, run_compute
-from partdistill.partdistill_blender import batch, compute_process, demo, properties
+from partdistill.partdistill_blender import batch, compute_process, demo, properties, results
 from partdistill.partdistill_blender.staged_run import StagedRun
 from ui_fixtures import CancelAt, chair_scene, snapshot, truth
 
@@ -158,3 +159,29 @@ def test_the_worker_logs_to_its_log_file_and_a_dead_worker_shows_it(tmp_path):
     dies.chmod(0o755)
     with pytest.raises(RuntimeError, match="stopped with code 3 and no result:\nout of memory"):
         run_compute(run.request, python=str(dies))
+
+
+def test_the_batch_joins_its_inputs_for_one_student(tmp_path, capsys):
+    from test_pipeline import OFF_CUBE
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    inputs = []
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.off").write_text(OFF_CUBE)
+        (tmp_path / f"{name}_labels.txt").write_text("side\n1 3 4 5 6\ntop\n2\n")
+        inputs.append(str(tmp_path / f"{name}.off"))
+    labels_out = tmp_path / "labels.json"
+    code = batch.main(["--input", *inputs, "--parts", "top, side", "--teacher", "simulated",
+                       "--ground-truth", "psb", "--collection", "--mode", "forward",
+                       "--views", "4", "--resolution", "64", "--points", "256", "--epochs", "3",
+                       "--labels-out", str(labels_out),
+                       "--output", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0
+    assert "one student over 2 objects" in capsys.readouterr().out
+    objects = json.loads(labels_out.read_text())["objects"]
+    assert [o["name"] for o in objects] == ["one", "two"]
+    assert all(len(o["face_labels"]) == 6 for o in objects)
+    for name in ("one", "two"):
+        assert (tmp_path / "out" / f"{name}.blend").exists()
+        run = results.read_run(bpy.data.objects[name])
+        assert run["student_shared_by"] == ["one", "two"]  # the one student of both
