@@ -33,14 +33,14 @@ else:
 
     from ..backend.atomic_write import write_atomically
     from ..backend.config import MODES, PartDistillConfig, parse_part_names
-    from ..backend.contracts import ObjectInfo, ObjectInput, TeacherUnavailable
-    from ..backend.teachers import check_teacher_available, teacher_options_for
-    from . import compute_process, writeback
+    from ..backend.contracts import TeacherUnavailable
+    from ..backend.log import file_sink, get_logger
+    from ..backend.run_stages import RunRequest
+    from ..backend.teachers import check_teacher_available
+    from . import compute_process
     from .demo import build_demo_chair, render_preview_png
-    from .ground_truth import ground_truth_for
     from .importers import SUPPORTED_EXTENSIONS, import_mesh_file
-    from .render import render_views
-
+    from .staged_run import StagedRun
 
 def build_parser() -> argparse.ArgumentParser:
     d = PartDistillConfig()
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--output", metavar="FILE.blend|DIR",
                    help="the scene as one .blend, or a .blend per object in DIR")  # fmt: skip
     o.add_argument("--preview", metavar="FILE.png|DIR", help="a picture of each coloured result")
+    o.add_argument("--log-file", metavar="FILE", help="every message also appended to FILE")
     return p
 
 
@@ -140,7 +141,11 @@ def _parse_options(items: list[str]) -> dict:
 
 
 def log(message: str) -> None:
-    print(f"[partdistill] {message}", flush=True)
+    get_logger().info(message)
+
+
+def log_error(message: str) -> None:
+    get_logger().error(message)
 
 
 # --- objects ----------------------------------------------------------------------------------
@@ -186,7 +191,7 @@ def _jobs(args) -> list[tuple[str, callable]]:
 
 
 class Run:
-    """One batch run: renders, segments, writes back, reports, keeps the tallies."""
+    """One batch run: the staged runs of its objects, their writeback, reports and tallies."""
 
     def __init__(self, args):
         self.args = args
@@ -195,42 +200,30 @@ class Run:
         self.results = []  # label records for --labels-out
         self.failed: list[str] = []
         self.done = 0
-        self.teacher_options = teacher_options_for(args.teacher, self.config, args.teacher_options)
 
-    def teacher(self):
-        return compute_process.get_teacher(self.config.teacher, self.parts, self.teacher_options)
+    def load_teacher(self) -> None:
+        """Build the teacher before anything is rendered (when it runs in this process)."""
+        compute_process.load_teacher(RunRequest([], self.parts, self.config,
+                                                self.args.teacher_options))  # fmt: skip
 
-    def prepare(self, obj, source: str) -> ObjectInput:
-        t = time.perf_counter()
+    def stages(self, objects: list, source: str) -> StagedRun:
+        """The staged run of one input's objects (ground truth is read here), not yet rendered."""
+        return StagedRun(objects, self.parts, self.config, self.args.category,
+                         self.args.teacher_options, sources=[source] * len(objects),
+                         ground_truth=self.args.ground_truth)  # fmt: skip
 
-        def progress(stage, fraction):
-            pass
-
-        geometry, views = render_views(obj, self.config, progress)
-        log(f"  {obj.name}: rendered {len(views)} views in {time.perf_counter() - t:.1f} s "
-            f"({geometry.num_polygons} polygons)")  # fmt: skip
-        truth = None
-        if self.config.teacher == "simulated":
-            truth = ground_truth_for(obj, source, self.args.ground_truth, self.parts)
-        info = ObjectInfo(name=obj.name, category=self.args.category, face_labels=truth)
-        return ObjectInput(geometry, views, info)
-
-    def segment_and_write(self, objects: list, inputs: list[ObjectInput], label: str) -> None:
+    def compute_and_write(self, staged: StagedRun, label: str) -> None:
         last = {"stage": None}
 
-        def progress(stage, fraction):
-            if stage != last["stage"]:
+        def listener(stage, fraction):
+            if stage != last["stage"] and stage != "render":
                 last["stage"] = stage
                 log(f"  {label}: {stage}")
 
-        results = compute_process.segment_objects(
-            inputs, self.parts, self.config, self.teacher_options, progress, self.teacher()
-        )
-        run = writeback.run_record(self.config, [obj.name for obj in objects])
-        for obj, result in zip(objects, results, strict=True):
-            writeback.write_segmentation(
-                obj, self.parts, result.face_labels, result.face_confidence, run
-            )
+        staged.listener = listener
+        staged.compute()
+        staged.write_results({obj.name: obj for obj in staged.objects}, keep_evidence=False)
+        for obj, result in zip(staged.objects, staged.results, strict=True):
             labelled = int((result.face_labels >= 0).sum())
             stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
             log(f"  {obj.name}: {labelled}/{len(result.face_labels)} polygons labelled ({stages})")
@@ -286,58 +279,63 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
     args = parse_args(argv)
+    with file_sink(args.log_file):
+        return _run(args)
+
+
+def _run(args) -> int:
     run = Run(args)
     opened = pathlib.Path(bpy.data.filepath).resolve() if bpy.data.filepath else None
     if args.output and opened and pathlib.Path(args.output).resolve() == opened:
-        log(f"error: --output {args.output} is the open file; inputs are never overwritten")
+        log_error(f"--output {args.output} is the open file; inputs are never overwritten")
         return 2
     try:
         # Before any rendering: a missing model stops here and nothing is written.
         check_teacher_available(args.teacher, args.config)
-        run.teacher()
+        run.load_teacher()
     except (TeacherUnavailable, ValueError, TypeError) as exc:
-        log(f"error: {exc}")
+        log_error(str(exc))
         return 2
 
     per_object_blend = args.output and not args.output.lower().endswith(".blend")
     jobs = _jobs(args)
-    pending: list = []  # (objects, inputs) kept for one joint student (--collection)
+    pending: list = []  # (label, staged run) kept for one joint student (--collection)
     started = time.perf_counter()
     for i, (label, load) in enumerate(jobs, 1):
         log(f"[{i}/{len(jobs)}] {label}")
         try:
             objects, source = load()
-            inputs = [run.prepare(obj, source) for obj in objects]
+            staged = run.stages(objects, source)
+            staged.render()
         except Exception as exc:  # a bad file is reported and skipped; the rest go on
-            log(f"  error: {label}: {exc}")
+            log_error(f"{label}: {exc}")
             run.failed.append(label)
             continue
         if args.collection:
-            pending.append((label, objects, inputs))
+            pending.append((label, staged))
             continue
         try:
-            run.segment_and_write(objects, inputs, label)
+            run.compute_and_write(staged, label)
             if per_object_blend:
                 for obj in objects:
                     _save_blend(_per_object_path(args.output, obj.name, ".blend"), [obj])
         except Exception as exc:
-            log(f"  error: {label}: {exc}")
+            log_error(f"{label}: {exc}")
             run.failed.append(label)
         if args.input and not (args.output and not per_object_blend):
             _remove_objects(objects)  # thousands of files: keep memory flat
 
     if pending:
-        objects = [o for _, objs, _ in pending for o in objs]
-        inputs = [x for _, _, xs in pending for x in xs]
-        log(f"one student over {len(objects)} objects")
+        staged = StagedRun.joined([s for _, s in pending])
+        log(f"one student over {len(staged.objects)} objects")
         try:
-            run.segment_and_write(objects, inputs, "collection")
+            run.compute_and_write(staged, "collection")
             if per_object_blend:
-                for obj in objects:
+                for obj in staged.objects:
                     _save_blend(_per_object_path(args.output, obj.name, ".blend"), [obj])
         except Exception as exc:
-            log(f"  error: collection: {exc}")
-            run.failed.extend(label for label, _, _ in pending)
+            log_error(f"collection: {exc}")
+            run.failed.extend(label for label, _ in pending)
 
     if args.output and not per_object_blend and run.done:
         _save_blend(pathlib.Path(args.output))

@@ -1,6 +1,7 @@
-"""Which process computes: the one door from the Blender half to the compute half.
+"""Where the compute stages run: in Blender's own Python or in another one.
 
-Batch and UI call ``segment_objects``, which chooses where the compute half runs:
+The compute stages themselves are one function, ``backend.run_stages.run_compute``; this module
+chooses the Python it runs in (``compute(request, progress)``):
 1. A Python named by the user (the add-on preference "Python with torch", or the environment
    variable ``PARTDISTILL_PYTHON``): out of process, in that Python. This is how a CUDA user
    points at the environment whose torch sees the GPU.
@@ -16,17 +17,20 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import shutil
 import subprocess
-import tempfile
 
-from ..backend.config import PartDistillConfig
-from ..backend.contracts import ProgressFn, Segmentation, SegmentationCancelled, TeacherUnavailable
+from ..backend.contracts import ProgressFn, Segmentation, TeacherUnavailable
+from ..backend.run_stages import (
+    WORKER_PATH,
+    RunRequest,
+    cached_teacher,
+    clean_environment,
+    run_compute,
+)
 from .preferences import get_preferences
 
 PYTHON_ENV_VAR = "PARTDISTILL_PYTHON"
-WORKER_PATH = pathlib.Path(__file__).resolve().parents[1] / "backend" / "worker.py"
 PROBE_TIMEOUT_S = 180  # importing torch from a cold disk can take a while
 NO_TORCH_MESSAGE = (
     "PartDistill needs PyTorch, and Blender's Python has none. Set 'Python with torch' in the "
@@ -35,51 +39,23 @@ NO_TORCH_MESSAGE = (
     "'python -m venv pd && pd/bin/pip install torch scipy transformers'."
 )
 
-_teacher_cache: dict = {}
 _probe_cache: dict[str, dict] = {}
 _torch_in_blender: bool | None = None
 
 
-def get_teacher(spec: str, parts: list[str], options: dict):
-    """The teacher for these part names, built once per process and reused across objects.
+def compute(request: RunRequest, progress: ProgressFn | None = None) -> list[Segmentation]:
+    """The compute stages of ``request``, in the Python chosen above. Raises
+    TeacherUnavailable with a user-facing message when no Python with torch is found."""
+    return run_compute(request, progress, python=compute_python())
 
-    None when the compute half runs in another Python (the teacher is built there, per run);
-    raises TeacherUnavailable at once when there is no Python with torch at all.
-    """
+
+def load_teacher(request: RunRequest):
+    """Build the request's teacher now, when it will run in this process (it is kept for the
+    run), so that a teacher that cannot be built fails before anything is rendered; None when
+    the compute stages run in another Python (the teacher is built there, per run)."""
     if compute_python() is not None:
         return None
-    from ..backend.teachers import build_teacher
-
-    key = (spec, tuple(parts), tuple(sorted((k, repr(v)) for k, v in options.items())))
-    if key not in _teacher_cache:
-        _teacher_cache.clear()  # one model in memory at a time
-        _teacher_cache[key] = build_teacher(spec, parts, **options)
-    return _teacher_cache[key]
-
-
-def segment_objects(
-    objects: list,
-    parts: list[str],
-    config: PartDistillConfig,
-    teacher_options: dict | None = None,
-    progress: ProgressFn | None = None,
-    teacher=None,
-) -> list[Segmentation]:
-    """Segment objects (backend.pipeline.ObjectInput, already rendered).
-
-    A ``teacher`` object given here runs in this process (it cannot cross to another one).
-    Raises TeacherUnavailable with a user-facing message when no Python with torch is found.
-    """
-    options = dict(teacher_options or {})
-    if teacher is None:
-        python = compute_python()
-        if python is not None:
-            return segment_out_of_process(python, objects, parts, config, options, progress)
-    from ..backend.pipeline import segment_collection
-
-    if teacher is None:
-        teacher = get_teacher(config.teacher, parts, options)
-    return segment_collection(objects, teacher, parts, config, progress)
+    return cached_teacher(request)
 
 
 def compute_python() -> str | None:
@@ -131,7 +107,7 @@ def probe_python(python: str) -> dict:
                 capture_output=True,
                 text=True,
                 timeout=PROBE_TIMEOUT_S,
-                env=_clean_environment(),
+                env=clean_environment(),
             )
             report = json.loads(done.stdout.strip().splitlines()[-1])
         except (OSError, subprocess.SubprocessError, ValueError, IndexError):
@@ -163,61 +139,11 @@ def find_python_with_torch() -> str | None:
     return (with_cuda or usable or [None])[0]
 
 
-def _clean_environment() -> dict:
-    # Blender may set these for its own Python; another interpreter must not inherit them.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def segment_out_of_process(
-    python: str,
-    objects: list,
-    parts: list[str],
-    config: PartDistillConfig,
-    teacher_options: dict,
-    progress: ProgressFn | None = None,
-) -> list[Segmentation]:
-    """Run backend/worker.py in ``python``; progress lines are relayed, a cancel kills it."""
-    from ..backend import worker
-
-    with tempfile.TemporaryDirectory(prefix="partdistill-") as folder:
-        worker.write_request(folder, objects, parts, config, teacher_options)
-        log_path = pathlib.Path(folder) / "worker.log"
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(
-                [python, str(WORKER_PATH), folder],
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-                env=_clean_environment(),
-            )
-            try:
-                for line in process.stdout:
-                    update = worker.parse_progress_line(line.strip())
-                    if update is not None and progress is not None:
-                        progress(*update)
-                process.wait()
-            except BaseException:  # cancel (SegmentationCancelled), Ctrl-C: stop the worker
-                process.kill()
-                process.wait()
-                raise
-        if not (pathlib.Path(folder) / worker.RESULT_JSON).exists():
-            tail = log_path.read_text()[-2000:]
-            raise RuntimeError(
-                f"the compute process ({python}) stopped with code {process.returncode} "
-                f"and no result:\n{tail}"
-            )
-        return worker.read_result(folder)
-
-
 __all__ = [
-    "SegmentationCancelled",
+    "compute",
     "compute_python",
     "configured_python",
     "find_python_with_torch",
-    "get_teacher",
-    "segment_objects",
-    "segment_out_of_process",
+    "load_teacher",
     "torch_in_blender",
 ]

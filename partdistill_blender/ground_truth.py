@@ -45,11 +45,12 @@ def ground_truth_for(obj, source: str, spec: str, parts: list[str]) -> np.ndarra
     raise ValueError(f"--ground-truth {spec!r}: expected attribute:NAME or psb[:old=new,...]")
 
 
-def ground_truth_labels(obj) -> np.ndarray:
-    """(P,) int32 ground-truth part per polygon from the INT face attribute the simulated
-    teacher reads -> ValueError in plain words when the mesh has none."""
-    labels = read_int_face_attribute(obj, GROUND_TRUTH_ATTRIBUTE)
-    if labels is None:
+def simulated_teacher_truth(obj, source: str = "", spec: str = "", parts=(), options=None):
+    """The ground truth the simulated teacher is built from, for ``obj``: ``ground_truth_for``,
+    and a ValueError in plain words when the mesh has none and the teacher's options give none
+    (``face_labels``) either."""
+    labels = ground_truth_for(obj, source, spec, list(parts))
+    if labels is None and "face_labels" not in (options or {}):
         raise ValueError(
             f"the simulated teacher needs ground-truth labels on {obj.name!r}: an integer face "
             f"attribute named {GROUND_TRUTH_ATTRIBUTE!r}"

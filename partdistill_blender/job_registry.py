@@ -3,11 +3,11 @@ cancel it and for the panels that show its progress."""
 
 from __future__ import annotations
 
-_running: dict[str, object] = {}  # "job" -> the run in progress (a SegmentJob)
+_running: dict[str, object] = {}  # "job" -> the run in progress (a staged_run.StagedRun)
 
 
 def running_job():
-    """The run in progress (a SegmentJob), or None."""
+    """The run in progress (a staged_run.StagedRun), or None."""
     return _running.get("job")
 
 

@@ -3,19 +3,19 @@ looking at a result: select, hide or isolate a part, low-confidence faces, the e
 
 from __future__ import annotations
 
-import sys
-
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, IntProperty
 
 from ..backend.contracts import TeacherUnavailable
+from ..backend.run_stages import STAGE_NAMES
 from . import evidence, results
 from .error_messages import error_message
 from .job_registry import forget_running_job, running_job, set_running_job
 from .preferences import get_preferences
 from .properties import config_from_settings, part_names
-from .segment_job import STAGE_NAMES, SegmentJob
+from .report_log import reports_to
+from .staged_run import StagedRun
 
 TIMER_SECONDS = 0.05
 
@@ -41,10 +41,11 @@ def _tag_redraw(context) -> None:
 
 
 def report_error(operator, message: str) -> None:
-    """A Blender error report, also printed to the console: a report's popup is cut at the
-    window's width and gone with the next one; a terminal (or a bug report) keeps it whole."""
-    operator.report({"ERROR"}, message)
-    print(f"PartDistill error: {message}", file=sys.stderr)
+    """An error through the product's logger: a Blender error report of ``operator`` and a
+    terminal line (a report's popup is cut at the window's width and gone with the next one;
+    a terminal, or a bug report, keeps it whole)."""
+    with reports_to(operator) as logger:
+        logger.error(message)
 
 
 def check_teacher_before_rendering(config) -> None:
@@ -70,7 +71,7 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
     def poll(cls, context):
         return bool(target_objects(context)) and running_job() is None
 
-    def _start(self, context) -> SegmentJob | None:
+    def _start(self, context) -> StagedRun | None:
         settings = context.scene.partdistill
         objects = target_objects(context)
         try:
@@ -82,7 +83,7 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
             check_teacher_before_rendering(config)
             if context.mode != "OBJECT":  # edit-mode changes reach the mesh data only here
                 bpy.ops.object.mode_set(mode="OBJECT")
-            job = SegmentJob(objects, parts, config, settings.category)
+            job = StagedRun(objects, parts, config, settings.category)
         except (ValueError, TeacherUnavailable) as exc:
             report_error(self, error_message(exc))
             return None
@@ -97,7 +98,7 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
         settings.progress_text = "Cancelling…" if job.is_cancelling else text
         settings.progress = fraction
 
-    def _finish(self, context, job: SegmentJob) -> set[str]:
+    def _finish(self, context, job: StagedRun) -> set[str]:
         forget_running_job()
         settings = context.scene.partdistill
         settings.is_running = False

@@ -294,14 +294,22 @@ class ViewRenderer:
             raise RuntimeError("use ViewRenderer as a context manager: with ViewRenderer(...) as r")
 
 
+def iter_views(obj, config: PartDistillConfig | None = None, depsgraph=None):
+    """Generator: renders one view of ``obj`` per next(), yielding (renderer, view); the
+    renderer's ``geometry`` and ``len()`` stay readable after the last. Closing it early
+    removes the renderer's temporary data as finishing does."""
+    with ViewRenderer(obj, config, depsgraph) as renderer:
+        for index in range(len(renderer)):
+            yield renderer, renderer.render_view(index)
+
+
 def render_views(
     obj, config: PartDistillConfig | None = None, progress=None, depsgraph=None
 ) -> tuple[MeshGeometry, list[View]]:
     """Geometry and all views of ``obj``; ``progress(stage="render", fraction)`` per view."""
-    with ViewRenderer(obj, config, depsgraph) as renderer:
-        views = []
-        for index in range(len(renderer)):
-            views.append(renderer.render_view(index))
-            if progress is not None:
-                progress("render", (index + 1) / len(renderer))
-        return renderer.geometry, views
+    views = []
+    for renderer, view in iter_views(obj, config, depsgraph):
+        views.append(view)
+        if progress is not None:
+            progress("render", len(views) / len(renderer))
+    return renderer.geometry, views

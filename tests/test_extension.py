@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 import pytest
 from conftest import ROOT
-from partdistill.backend import worker
+from partdistill.backend import run_files
 from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import (
     ObjectInfo,
@@ -26,6 +26,7 @@ from partdistill.backend.contracts import (
     TeacherUnavailable,
 )
 from partdistill.backend.pipeline import segment_collection
+from partdistill.backend.run_stages import RunRequest, run_compute
 from partdistill.backend.teachers import build_teacher
 from partdistill.partdistill_blender import compute_process
 from synthetic import grid_planes, polygon_centres_x, top_view
@@ -137,8 +138,8 @@ def test_worker_gives_the_same_labels_as_in_process():
     objects, parts, config, truth = _grid_problem()
     expected = segment_collection(objects, build_teacher("simulated", parts), parts, config)[0]
     stages = []
-    got = compute_process.segment_out_of_process(
-        sys.executable, objects, parts, config, {}, progress=lambda s, f: stages.append(s)
+    got = run_compute(
+        RunRequest(objects, parts, config), lambda s, f: stages.append(s), python=sys.executable
     )[0]
     # Two in-process runs already differ on a few border faces (the backend is not bitwise
     # deterministic on CPU), so the two processes are held to the same standard, not to bits.
@@ -156,8 +157,8 @@ def test_request_and_result_cross_the_process_boundary_exactly(tmp_path):
     objects, parts, config, truth = _grid_problem()
     config = config.replace(view_angles=((5.0, 10.0), (20.0, 30.0)), prompt_templates=("a {part}",))
     options = {"kind": "box", "seed": 3, "config": config}
-    worker.write_request(tmp_path, objects, parts, config, options)
-    read_objects, read_parts, read_config, read_options = worker.read_request(tmp_path)
+    run_files.write_request(tmp_path, objects, parts, config, options)
+    read_objects, read_parts, read_config, read_options = run_files.read_request(tmp_path)
     assert read_config == config and read_parts == parts and read_options == options
     g, h = objects[0].geometry, read_objects[0].geometry
     for key in ("vertices", "triangles", "triangle_polygons"):
@@ -177,8 +178,8 @@ def test_request_and_result_cross_the_process_boundary_exactly(tmp_path):
         timings={"teacher": 1.5},
         info={"epoch_losses": [np.float32(0.5)], "backward_epoch": None},
     )
-    worker.write_result(tmp_path, [result])
-    (back,) = worker.read_result(tmp_path)
+    run_files.write_result(tmp_path, [result])
+    (back,) = run_files.read_result(tmp_path)
     assert np.array_equal(back.face_labels, truth)
     assert np.array_equal(back.face_confidence, result.face_confidence)
     assert back.teacher_predictions[0][0][0] == (1.0, 2.0, 30.0, 40.0)
@@ -200,9 +201,7 @@ def test_cancel_stops_the_worker_and_leaves_nothing():
             raise SegmentationCancelled()
 
     with pytest.raises(SegmentationCancelled):
-        compute_process.segment_out_of_process(
-            sys.executable, objects, parts, config, {}, progress=cancel_at_student
-        )
+        run_compute(RunRequest(objects, parts, config), cancel_at_student, python=sys.executable)
     assert _worker_folders() == before
 
 
@@ -210,22 +209,20 @@ def test_worker_failure_reaches_the_caller_with_its_message():
     objects, parts, config, _ = _grid_problem()
     config = config.replace(teacher="no_such_package.teachers:factory")
     with pytest.raises(TeacherUnavailable, match="cannot import teacher module 'no_such_package"):
-        compute_process.segment_out_of_process(sys.executable, objects, parts, config, {})
+        run_compute(RunRequest(objects, parts, config), python=sys.executable)
 
 
 def test_worker_rejects_options_that_cannot_cross_processes():
     objects, parts, config, _ = _grid_problem()
     with pytest.raises(ValueError, match="teacher options must be plain values"):
-        compute_process.segment_out_of_process(
-            sys.executable, objects, parts, config, {"x": object()}
-        )
+        run_compute(RunRequest(objects, parts, config, {"x": object()}), python=sys.executable)
 
 
 def test_python_setting_that_is_not_a_program_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv(compute_process.PYTHON_ENV_VAR, str(tmp_path / "missing" / "python"))
     objects, parts, config, _ = _grid_problem()
     with pytest.raises(TeacherUnavailable, match="which is not a program"):
-        compute_process.segment_objects(objects, parts, config)
+        compute_process.compute(RunRequest(objects, parts, config))
 
 
 def test_a_python_with_torch_is_found_on_path(monkeypatch, tmp_path):

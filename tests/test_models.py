@@ -12,10 +12,10 @@ import pytest
 from fixtures_teachers import make_view, save_tiny_clip
 from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import TeacherUnavailable
+from partdistill.backend.run_files import read_result, write_error
 from partdistill.backend.teachers import check_teacher_available, teacher_options_for
 from partdistill.backend.teachers.clip import clip_teacher
 from partdistill.backend.teachers.models import model_for_teacher, resolve_model
-from partdistill.backend.worker import read_result, write_error
 
 MISSING = "openai/clip-vit-base-patch16"
 

@@ -7,7 +7,8 @@ import json
 import bpy
 import numpy as np
 from fixtures_teachers import save_tiny_clip, save_tiny_owlv2
-from partdistill.partdistill_blender import batch, compute_process
+from partdistill.backend import run_stages
+from partdistill.partdistill_blender import batch
 
 PARTS = "back, seat, leg"
 
@@ -39,7 +40,7 @@ def test_batch_with_a_clip_model_saved_in_a_folder(tmp_path):
     assert len(face_labels) == _polygons_of_the_chair()
     assert set(face_labels.tolist()) <= {-1, 0, 1, 2}
     assert (face_labels >= 0).mean() > 0.5  # CLIP labels every object pixel it sees
-    (teacher,) = compute_process._teacher_cache.values()  # the batch's teacher, kept for reuse
+    (teacher,) = run_stages._teacher_cache.values()  # the batch's teacher, kept for reuse
     assert teacher.encoder.model.config.vision_config.hidden_size == 32  # the tiny model
 
 

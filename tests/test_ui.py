@@ -5,7 +5,7 @@ mode), evidence images, and the run record. Panels, part list, presets and prefe
 tests/test_panels.py.
 
 Not exercised here: the modal operator's event loop (no window, no timer). The modal only
-sequences ``SegmentJob.step()``, which the cancel tests drive exactly as the modal does, worker
+sequences ``StagedRun.step()``, which the cancel tests drive exactly as the modal does, worker
 thread included; the real window runs it (.ci/ui_*.sh).
 """
 
@@ -23,8 +23,8 @@ from partdistill.partdistill_blender import (
     properties,
     results,
 )
-from partdistill.partdistill_blender.segment_job import SegmentJob
-from ui_fixtures import chair_scene, snapshot, truth
+from partdistill.partdistill_blender.staged_run import StagedRun
+from ui_fixtures import CancelAt, chair_scene, snapshot, truth
 
 
 # --- settings -> config -------------------------------------------------------------------
@@ -106,17 +106,6 @@ def test_errors_reach_the_user_and_change_nothing(ui):
     assert snapshot(obj) == before and len(cube.vertex_groups) == 0
 
 
-class CancelAt(SegmentJob):
-    """A real job that presses Cancel the first time the named stage reports progress."""
-
-    stage = ""
-
-    def report(self, stage, fraction):
-        if stage == self.stage:
-            self.cancel()
-        super().report(stage, fraction)
-
-
 @pytest.mark.parametrize("stage", ["render", "teacher", "features", "student"])
 def test_cancel_at_any_stage_leaves_the_object_as_it_was(ui, stage):
     obj = chair_scene(ui, mode="forward")
@@ -136,7 +125,7 @@ def test_cancel_at_any_stage_leaves_the_object_as_it_was(ui, stage):
 def test_cancel_while_rendering_by_the_cancel_button(ui):
     obj = chair_scene(ui)
     before = snapshot(obj)
-    job = SegmentJob([obj], demo.DEMO_CHAIR_PARTS, properties.config_from_settings(ui))
+    job = StagedRun([obj], demo.DEMO_CHAIR_PARTS, properties.config_from_settings(ui))
     assert job.step() is False and job.step() is False  # two views rendered
     job.cancel()
     assert job.step() is True and job.cancelled
@@ -259,7 +248,7 @@ def test_run_record_says_how_a_result_was_made(ui):
 
 def test_loading_another_file_stops_a_running_segmentation(ui):
     obj = chair_scene(ui, mode="forward", epochs=25)
-    job = SegmentJob([obj], demo.DEMO_CHAIR_PARTS, properties.config_from_settings(ui))
+    job = StagedRun([obj], demo.DEMO_CHAIR_PARTS, properties.config_from_settings(ui))
     job_registry.set_running_job(job)  # as the modal's invoke does
     while job._worker is None:  # render every view, then the worker starts
         job.step()

@@ -5,6 +5,7 @@ conftest.py."""
 import bpy
 import numpy as np
 from partdistill.partdistill_blender import demo
+from partdistill.partdistill_blender.staged_run import StagedRun
 
 SMALL = dict(num_views=10, resolution=96, render_samples=1, num_points=256, epochs=3,
              steps_per_epoch=3, mode="direct")  # fmt: skip
@@ -57,3 +58,14 @@ def snapshot(obj) -> dict:
         attr.data.foreach_get("value", values)
         state["attr:" + attr.name] = values.tobytes()
     return state
+
+
+class CancelAt(StagedRun):
+    """A real run that presses Cancel the first time the named stage reports progress."""
+
+    stage = ""
+
+    def report(self, stage, fraction):
+        if stage == self.stage:
+            self.cancel()
+        super().report(stage, fraction)
