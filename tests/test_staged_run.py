@@ -4,6 +4,7 @@ run's state saves and loads, a cancelled or failed run changes nothing, and ever
 through the one logger (terminal, log file, Blender's reports)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -20,6 +21,9 @@ from partdistill.partdistill_blender.staged_run import StagedRun
 from ui_fixtures import CancelAt, chair_scene, snapshot, truth
 
 PARTS = demo.DEMO_CHAIR_PARTS
+# The Python the worker runs in: this one, or the one CI names where this one has no torch
+# (bpy 5.3 on Python 3.13, .ci/bpy_matrix.sh).
+WORKER_PYTHON = os.environ.get(compute_process.PYTHON_ENV_VAR) or sys.executable
 FORWARD = PartDistillConfig(teacher="simulated", mode="forward", num_views=4, resolution=64,
                             num_points=256, epochs=3, steps_per_epoch=3, device="cpu",
                             seed=0)  # fmt: skip
@@ -47,7 +51,7 @@ def test_a_saved_run_computes_the_same_labels_here_and_in_the_worker(tmp_path):
         run.parts, run.config, run.teacher_options)  # fmt: skip
     (here,) = run_compute(run.request)
     (from_the_file,) = run_compute(loaded)
-    (in_the_worker,) = run_compute(loaded, python=sys.executable)
+    (in_the_worker,) = run_compute(loaded, python=WORKER_PYTHON)
     assert np.array_equal(from_the_file.face_labels, here.face_labels)
     assert np.array_equal(in_the_worker.face_labels, here.face_labels)
     assert np.allclose(in_the_worker.face_confidence, here.face_confidence, atol=1e-6)
@@ -55,6 +59,7 @@ def test_a_saved_run_computes_the_same_labels_here_and_in_the_worker(tmp_path):
 
 
 def test_the_batch_the_operator_and_the_worker_give_the_same_labels(ui, tmp_path, monkeypatch):
+    pytest.importorskip("torch", reason="the batch and the operator compute in this process")
     obj = chair_scene(ui, mode="forward", num_points=256, epochs=3, resolution=64, num_views=4,
                       steps_per_epoch=PartDistillConfig().steps_per_epoch,
                       render_samples=PartDistillConfig().render_samples)  # fmt: skip
@@ -69,8 +74,8 @@ def test_the_batch_the_operator_and_the_worker_give_the_same_labels(ui, tmp_path
     by_the_batch = _part_labels(obj)
     assert bpy.ops.partdistill.segment_parts() == {"FINISHED"}  # no window: in sequence
     by_the_operator = _part_labels(obj)
-    monkeypatch.setenv(compute_process.PYTHON_ENV_VAR, sys.executable)
-    assert compute_process.compute_python() == sys.executable
+    monkeypatch.setenv(compute_process.PYTHON_ENV_VAR, WORKER_PYTHON)
+    assert compute_process.compute_python() == WORKER_PYTHON
     assert bpy.ops.partdistill.segment_parts() == {"FINISHED"}  # compute in the worker
     by_the_worker = _part_labels(obj)
     assert np.array_equal(by_the_operator, by_the_batch)
@@ -80,7 +85,7 @@ def test_the_batch_the_operator_and_the_worker_give_the_same_labels(ui, tmp_path
 
 @pytest.mark.parametrize("stage", ["render", "student"])
 def test_a_cancelled_run_in_the_worker_leaves_the_mesh_byte_identical(ui, monkeypatch, stage):
-    monkeypatch.setenv(compute_process.PYTHON_ENV_VAR, sys.executable)
+    monkeypatch.setenv(compute_process.PYTHON_ENV_VAR, WORKER_PYTHON)
     obj = chair_scene(ui, mode="forward", num_views=4, resolution=64)
     bpy.ops.partdistill.segment_parts()  # an earlier result, which must stay as it is
     before = snapshot(obj)
@@ -145,7 +150,7 @@ def test_operator_errors_are_reports_and_terminal_lines(ui, capsys):
 def test_the_worker_logs_to_its_log_file_and_a_dead_worker_shows_it(tmp_path):
     run = StagedRun([], PARTS, FORWARD.replace(teacher="no_such_package.teachers:factory"))
     run.request.save(tmp_path)
-    done = subprocess.run([sys.executable, str(WORKER_PATH), str(tmp_path)],
+    done = subprocess.run([WORKER_PYTHON, str(WORKER_PATH), str(tmp_path)],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 1
     assert "PROGRESS" not in done.stderr and ERROR_PREFIX not in done.stdout
