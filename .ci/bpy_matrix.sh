@@ -31,8 +31,19 @@ for version in "${VERSIONS[@]}"; do
   fi
   set_up=$(( $(date +%s) - started ))
   log "bpy $version: ${#TESTS[@]} test files"
-  if "${run[@]}" "${TESTS[@]}" -q; then status=passed; else
-    status=FAILED; FAILED+=("$version"); fi
+  # One process per test file, and a file whose process dies of a signal is run once more
+  # (said in the log): bpy 4.2 has crashed once in three full runs in Material.use_nodes
+  # (writeback._part_material) after many earlier tests in the same process, never alone.
+  status=passed
+  for test in "${TESTS[@]}"; do
+    rc=0; "${run[@]}" "$test" -q || rc=$?
+    if [ "$rc" -ge 128 ]; then
+      log "bpy $version: $test died with signal $((rc - 128)); running it once more"
+      rc=0; "${run[@]}" "$test" -q || rc=$?
+    fi
+    [ "$rc" -eq 0 ] || { status=FAILED; log "bpy $version: $test failed ($rc)"; }
+  done
+  [ "$status" = passed ] || FAILED+=("$version")
   log "bpy $version $status: set up in $set_up s, tests in $(( $(date +%s) - started - set_up )) s"
 done
 [ ${#FAILED[@]} -eq 0 ] || { log "failed on bpy ${FAILED[*]}"; exit 1; }
