@@ -18,6 +18,7 @@ from scipy.spatial import cKDTree
 
 from .config import PartDistillConfig
 from .contracts import KnowledgeUnits, ProgressFn
+from .labels import group_by_key
 from .rescore import consensus_scores, unit_trust
 from .student import DistillationHead, EdgeConvEncoder, knn_indices
 
@@ -97,8 +98,7 @@ def unit_targets(
 def _one_per_view(confidence, mask, view, part, num_parts):
     """Units (D, N) grouped by (view, part): the maximum confidence and the union of masks."""
     key = view.astype(np.int64) * num_parts + part
-    order = np.argsort(key, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0])
+    order, starts = group_by_key(key)
     grouped = np.maximum.reduceat(confidence[order], starts, axis=0)
     covered = np.logical_or.reduceat(mask[order], starts, axis=0)
     return grouped, covered, part[order][starts]

@@ -23,6 +23,14 @@ def confidence_of(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.where(labels >= 0, picked, 0.0).astype(np.float32)
 
 
+def group_by_key(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, starts) that sort ``key`` (M,) and mark where each run of equal keys begins,
+    for ``np.<ufunc>.reduceat(values[order], starts)`` over each group."""
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0])
+    return order, starts
+
+
 def polygon_votes(
     units: KnowledgeUnits,
     num_polygons: int,
@@ -45,8 +53,7 @@ def polygon_votes(
     if one_per_view:
         view = units.view[units.polygon_unit]
         key = (polygon.astype(np.int64) * (view.max() + 1) + view) * num_parts + part
-        order = np.argsort(key, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0])
+        order, starts = group_by_key(key)
         confidence = np.maximum.reduceat(confidence[order], starts)
         polygon, part = polygon[order][starts], part[order][starts]
     np.add.at(votes, (polygon, part), confidence)
