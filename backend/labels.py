@@ -60,6 +60,13 @@ def polygon_votes(
     return votes
 
 
+def voted_polygons(units: KnowledgeUnits, num_polygons: int) -> np.ndarray:
+    """(P,) bool: the polygons some unit votes on (those a view sees)."""
+    voted = np.zeros(num_polygons, bool)
+    voted[units.polygon_index[units.polygon_confidence > 0]] = True
+    return voted
+
+
 def fuse_with_votes(
     query_probs: np.ndarray,
     units: KnowledgeUnits,

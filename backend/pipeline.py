@@ -23,7 +23,13 @@ from .device import resolve_device
 from .distill import StudentData, train_student
 from .features import compute_point_features
 from .knowledge import extract_knowledge_units
-from .labels import confidence_of, direct_vote, fuse_with_votes, label_polygons
+from .labels import (
+    confidence_of,
+    direct_vote,
+    fuse_with_votes,
+    label_polygons,
+    voted_polygons,
+)
 from .refine import refine_probabilities
 from .rescore import unit_trust
 from .sampling import polygon_centroids, sample_surface_points
@@ -138,7 +144,10 @@ def _finish(obj, data, parts, config, query_probs, scores, extra) -> Segmentatio
             )
         evidence = query_probs
         if config.refine:
-            query_probs = refine_probabilities(obj.geometry, query_probs, config)
+            seen = voted_polygons(data.units, obj.geometry.num_polygons)
+            query_probs = refine_probabilities(
+                obj.geometry, query_probs, config, points=data.points, seen=seen
+            )
             timings["refine"] = time.perf_counter() - t
             t = time.perf_counter()
         labels, _ = label_polygons(query_probs, data.query_present)

@@ -17,7 +17,9 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from .contracts import MeshGeometry
+from .part_floor import area_shares, parts_with_a_region, solve_with_floor
 from .sampling import polygon_areas, polygon_centroids, triangle_areas_and_normals
+from .spectral_segments import polygon_clusters
 
 
 def _welded_vertices(vertices: np.ndarray) -> np.ndarray:
@@ -98,18 +100,35 @@ def polygon_adjacency(
     return sparse.diags(1.0 / np.maximum(degree, 1e-30)) @ w
 
 
-def surface_segments(
-    geometry: MeshGeometry, crease_deg: float, cell: float, edges=None
+def crease_pieces(
+    geometry: MeshGeometry, crease_deg: float, edges=None, concave_only: bool = False
 ) -> np.ndarray:
-    """(P,) int64 over-segmentation: the pieces of surface that creases sharper than
-    ``crease_deg`` bound, each cut further by a grid of ``cell`` x the bounding radius, so
-    that smooth organic surface, which has no creases, still comes in local patches."""
+    """(P,) int64: the connected pieces of surface that creases sharper than ``crease_deg``
+    bound, only concave ones with ``concave_only`` (separate pieces of the mesh are separate
+    pieces here too)."""
     p = geometry.num_polygons
-    first, second, _, cos, _ = edges or polygon_edges(geometry)
+    first, second, _, cos, concave = edges or polygon_edges(geometry)
     smooth = cos > np.cos(np.radians(crease_deg))
+    if concave_only:
+        smooth |= ~concave
     graph = sparse.coo_matrix((np.ones(int(smooth.sum())), (first[smooth], second[smooth])),
                               shape=(p, p))  # fmt: skip
-    _, piece = connected_components(graph, directed=False)
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def split_by(segments: np.ndarray, pieces: np.ndarray) -> np.ndarray:
+    """(P,) int64: segments (P,) cut where ``pieces`` (P,) change (one id per distinct pair)."""
+    keys = np.column_stack([segments, pieces])
+    return np.unique(keys, axis=0, return_inverse=True)[1].ravel().astype(np.int64)
+
+
+def surface_segments(
+    geometry: MeshGeometry, crease_deg: float, cell: float, edges=None, concave_only=False
+) -> np.ndarray:
+    """(P,) int64 over-segmentation: the crease pieces (``crease_pieces``), each cut further
+    by a grid of ``cell`` x the bounding radius, so that smooth organic surface, which has no
+    creases, still comes in local patches."""
+    piece = crease_pieces(geometry, crease_deg, edges, concave_only)
     centroids, _, _ = polygon_centroids(geometry)
     v = geometry.vertices.astype(np.float64)
     radius = max(0.5 * float(np.linalg.norm(v.max(axis=0) - v.min(axis=0))), 1e-12)
@@ -165,21 +184,71 @@ def diffuse(probs: np.ndarray, adjacency, steps: int) -> np.ndarray:
     return (q / np.maximum(q.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def refine_probabilities(geometry: MeshGeometry, probs: np.ndarray, config) -> np.ndarray:
-    """The student's polygon probabilities (P, R) -> refined (P, R): blended with the mean of
-    their surface segment (``config.refine_segment_weight``), diffused within the regions
-    creases bound (``config.refine_reach``), then the CRF (``refine_iterations``)."""
+def refine_probabilities(
+    geometry: MeshGeometry,
+    probs: np.ndarray,
+    config,
+    points: np.ndarray | None = None,
+    seen: np.ndarray | None = None,
+) -> np.ndarray:
+    """The student's polygon probabilities (P, R) -> refined (P, R).
+
+    In turn: blended with the mean of their spectral cluster (``config.refine_spectral_weight``,
+    given the sampled points (N, 3)) and of their surface segment
+    (``config.refine_segment_weight``), diffused within the regions creases bound
+    (``config.refine_reach``), then the CRF (``refine_iterations``), whose unaries are biased
+    so that no part's area over the polygons some view sees (``seen`` (P,) bool) falls below
+    ``config.refine_part_floor`` x its area in ``probs`` (``part_floor``).
+    """
     edges = polygon_edges(geometry)
     adjacency = polygon_adjacency(
         geometry, config.refine_concave_weight, config.refine_convex_weight, edges
     )
+    evidence = probs
+    areas = polygon_areas(geometry)
+    if config.refine_spectral_weight > 0 and points is not None:
+        centroids, _, _ = polygon_centroids(geometry)
+        clusters = polygon_clusters(
+            points, centroids, config.refine_spectral_clusters, config.knn, config.spectral_dims
+        )
+        # The nearest sampled point can lie across a contact between touching pieces (a
+        # chair's arm on its seat): a cluster never spans two crease pieces.
+        pieces = crease_pieces(
+            geometry, config.refine_crease_deg, edges, config.refine_concave_creases_only
+        )
+        clusters = split_by(clusters, pieces)
+        mean = segment_average(probs, clusters, areas)
+        probs = _blend(probs, mean, config.refine_spectral_weight)
     if config.refine_segment_weight > 0:
-        segments = surface_segments(geometry, config.refine_crease_deg, config.refine_cell, edges)
-        mean = segment_average(probs, segments, polygon_areas(geometry))
-        beta = config.refine_segment_weight
-        probs = ((1.0 - beta) * probs + beta * mean).astype(np.float32)
+        segments = surface_segments(
+            geometry,
+            config.refine_crease_deg,
+            config.refine_cell,
+            edges,
+            config.refine_concave_creases_only,
+        )
+        probs = _blend(probs, segment_average(probs, segments, areas), config.refine_segment_weight)
     if config.refine_reach > 0:
         probs = diffuse(probs, adjacency, diffusion_steps(geometry, config.refine_reach))
-    if config.refine_iterations > 0:
-        probs = mean_field(probs, adjacency, config.refine_strength, config.refine_iterations)
-    return probs
+    if config.refine_iterations <= 0:
+        return probs
+
+    def solve(unaries):
+        return mean_field(unaries, adjacency, config.refine_strength, config.refine_iterations)
+
+    if config.refine_part_floor <= 0 or seen is None or not seen.any():
+        return solve(probs)
+    labels = evidence.argmax(axis=1)
+    target = area_shares(labels, areas, probs.shape[1], seen)
+    edges_first, edges_second = edges[0], edges[1]
+    coherent = parts_with_a_region(
+        labels, areas, edges_first, edges_second, probs.shape[1], config.refine_floor_min_region
+    )
+    target = np.where(coherent, target, 0.0)
+    return solve_with_floor(
+        probs, solve, target, areas, seen, config.refine_part_floor, config.refine_floor_rounds
+    )
+
+
+def _blend(probs: np.ndarray, mean: np.ndarray, weight: float) -> np.ndarray:
+    return ((1.0 - weight) * probs + weight * mean).astype(np.float32)

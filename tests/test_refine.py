@@ -4,7 +4,14 @@ answer is known."""
 import numpy as np
 from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import MeshGeometry
-from partdistill.backend.refine import polygon_adjacency, refine_probabilities, surface_segments
+from partdistill.backend.part_floor import area_shares, solve_with_floor
+from partdistill.backend.refine import (
+    crease_pieces,
+    polygon_adjacency,
+    refine_probabilities,
+    surface_segments,
+)
+from partdistill.backend.spectral_segments import spectral_clusters
 
 CONFIG = PartDistillConfig(refine=True)
 
@@ -51,8 +58,10 @@ def _folded_sheet(cells=48):
 
 
 def _refine(geometry, probs):
-    """The refinement at the default settings, as the pipeline runs it."""
-    return refine_probabilities(geometry, probs, CONFIG)
+    """The refinement at the default settings, as the pipeline runs it (every polygon seen,
+    so the part floor is on)."""
+    seen = np.ones(geometry.num_polygons, bool)
+    return refine_probabilities(geometry, np.asarray(probs, np.float32), CONFIG, seen=seen)
 
 
 def test_labels_switch_exactly_at_the_crease():
@@ -148,3 +157,51 @@ def test_segment_blend_outvotes_a_wrong_patch_inside_a_segment():
     blended = refine_probabilities(geometry, probs, CONFIG)  # the defaults blend segments
     assert (plain.argmax(axis=1) != truth).sum() > 0, "the test starts from a wrong island"
     np.testing.assert_array_equal(blended.argmax(axis=1), truth)
+
+
+def test_spectral_clusters_never_join_separate_pieces():
+    # Two balls of points far apart (a chair's separate legs): the kNN graph has two
+    # components, the spectral embedding is constant on each, so no cluster takes from both.
+    rng = np.random.default_rng(0)
+    ball = rng.normal(size=(600, 3))
+    ball /= np.linalg.norm(ball, axis=1, keepdims=True)
+    points = np.concatenate([ball, ball * 0.5 + [5.0, 0.0, 0.0]])
+    clusters = spectral_clusters(points, count=8, knn=16, dims=8)
+    for c in np.unique(clusters):
+        members = np.flatnonzero(clusters == c)
+        assert (members < 600).all() or (members >= 600).all(), "a cluster spans both balls"
+    assert len(np.unique(clusters[:600])) > 1, "a ball is cut into several clusters"
+
+
+def test_part_floor_keeps_a_part_at_its_share_and_takes_its_surest_polygons():
+    # Part 1 loses the argmax on every polygon (0.45 against 0.55), but the evidence gives it
+    # 30 % of the area: the floor (0.85) must bring it back to at least 0.85 x 30 %, and on the
+    # polygons where it is surest.
+    rng = np.random.default_rng(1)
+    strength = rng.uniform(0.30, 0.45, size=200)
+    probs = np.column_stack([1.0 - strength, strength]).astype(np.float32)
+    areas = np.ones(200)
+    seen = np.ones(200, bool)
+    target = np.array([0.7, 0.3])
+    plain = probs.argmax(axis=1)
+    assert area_shares(plain, areas, 2, seen)[1] == 0.0
+    floored = solve_with_floor(probs, lambda p: p, target, areas, seen, 0.85, 6).argmax(axis=1)
+    share = area_shares(floored, areas, 2, seen)[1]
+    assert 0.85 * 0.3 <= share <= 0.6, share
+    assert strength[floored == 1].min() > strength[floored == 0].max()
+
+
+def test_part_floor_changes_nothing_where_no_part_shrinks():
+    # Every part already holds its share: no bias, the solver's answer as it is.
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], np.float32)
+    got = solve_with_floor(probs, lambda p: p, np.array([2 / 3, 1 / 3]), np.ones(3),
+                           np.ones(3, bool), 0.85, 6)  # fmt: skip
+    np.testing.assert_array_equal(got, probs)
+
+
+def test_crease_pieces_split_at_the_fold_and_nowhere_else():
+    geometry, truth, _ = _folded_sheet(cells=8)
+    pieces = crease_pieces(geometry, 20.0)
+    assert len(np.unique(pieces)) == 2
+    for piece in np.unique(pieces):
+        assert len(np.unique(truth[pieces == piece])) == 1, "a piece crosses the fold"
