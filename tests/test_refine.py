@@ -205,3 +205,19 @@ def test_crease_pieces_split_at_the_fold_and_nowhere_else():
     assert len(np.unique(pieces)) == 2
     for piece in np.unique(pieces):
         assert len(np.unique(truth[pieces == piece])) == 1, "a piece crosses the fold"
+
+
+def test_part_floor_keeps_a_thin_strip_that_smoothing_erases():
+    # A one-polygon-wide strip of part 1 across a sheet of part 0, weakly voted (0.55): the
+    # diffusion and the CRF blur it away; with the floor it stays, on the strip itself.
+    cells = 32
+    geometry = _join(_sheet(cells, lambda u, v: np.column_stack([u, v, 0 * u])))
+    column = np.arange(cells * cells) % cells
+    strip = column == cells // 2
+    probs = np.where(strip[:, None], [0.45, 0.55], [0.8, 0.2]).astype(np.float32)
+    seen = np.ones(len(probs), bool)
+    plain = refine_probabilities(geometry, probs, CONFIG.replace(refine_part_floor=0.0), seen=seen)
+    kept = refine_probabilities(geometry, probs, CONFIG, seen=seen).argmax(axis=1)
+    assert (plain.argmax(axis=1) == 1).sum() < 0.5 * strip.sum(), "smoothing erases the strip"
+    assert (kept == 1).sum() >= CONFIG.refine_part_floor * strip.sum()
+    assert np.abs(column[kept == 1] - cells // 2).max() <= 1, "the part is kept where it was"
