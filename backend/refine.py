@@ -116,25 +116,22 @@ def crease_pieces(
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
-def split_by(segments: np.ndarray, pieces: np.ndarray) -> np.ndarray:
-    """(P,) int64: segments (P,) cut where ``pieces`` (P,) change (one id per distinct pair)."""
-    keys = np.column_stack([segments, pieces])
+def split_by(*labellings: np.ndarray) -> np.ndarray:
+    """(P,) int64: one id per distinct combination of the labellings, each (P,) or (P, k):
+    each segment of the first cut wherever the others change."""
+    keys = np.column_stack(labellings)
     return np.unique(keys, axis=0, return_inverse=True)[1].ravel().astype(np.int64)
 
 
-def surface_segments(
-    geometry: MeshGeometry, crease_deg: float, cell: float, edges=None, concave_only=False
-) -> np.ndarray:
-    """(P,) int64 over-segmentation: the crease pieces (``crease_pieces``), each cut further
-    by a grid of ``cell`` x the bounding radius, so that smooth organic surface, which has no
-    creases, still comes in local patches."""
-    piece = crease_pieces(geometry, crease_deg, edges, concave_only)
+def surface_segments(geometry: MeshGeometry, pieces: np.ndarray, cell: float) -> np.ndarray:
+    """(P,) int64 over-segmentation: the crease pieces (P,) (``crease_pieces``), each cut
+    further by a grid of ``cell`` x the bounding radius, so that smooth organic surface, which
+    has no creases, still comes in local patches."""
     centroids, _, _ = polygon_centroids(geometry)
     v = geometry.vertices.astype(np.float64)
     radius = max(0.5 * float(np.linalg.norm(v.max(axis=0) - v.min(axis=0))), 1e-12)
     cell_index = np.floor((centroids - v.min(axis=0)) / (cell * radius)).astype(np.int64)
-    keys = np.column_stack([piece, cell_index])
-    return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+    return split_by(pieces, cell_index)
 
 
 def segment_average(probs: np.ndarray, segments: np.ndarray, areas: np.ndarray) -> np.ndarray:
@@ -206,27 +203,22 @@ def refine_probabilities(
     )
     evidence = probs
     areas = polygon_areas(geometry)
-    if config.refine_spectral_weight > 0 and points is not None:
+    spectral = config.refine_spectral_weight > 0 and points is not None
+    if spectral or config.refine_segment_weight > 0:
+        pieces = crease_pieces(
+            geometry, config.refine_crease_deg, edges, config.refine_concave_creases_only
+        )
+    if spectral:
         centroids, _, _ = polygon_centroids(geometry)
         clusters = polygon_clusters(
             points, centroids, config.refine_spectral_clusters, config.knn, config.spectral_dims
         )
         # The nearest sampled point can lie across a contact between touching pieces (a
         # chair's arm on its seat): a cluster never spans two crease pieces.
-        pieces = crease_pieces(
-            geometry, config.refine_crease_deg, edges, config.refine_concave_creases_only
-        )
-        clusters = split_by(clusters, pieces)
-        mean = segment_average(probs, clusters, areas)
+        mean = segment_average(probs, split_by(clusters, pieces), areas)
         probs = _blend(probs, mean, config.refine_spectral_weight)
     if config.refine_segment_weight > 0:
-        segments = surface_segments(
-            geometry,
-            config.refine_crease_deg,
-            config.refine_cell,
-            edges,
-            config.refine_concave_creases_only,
-        )
+        segments = surface_segments(geometry, pieces, config.refine_cell)
         probs = _blend(probs, segment_average(probs, segments, areas), config.refine_segment_weight)
     if config.refine_reach > 0:
         probs = diffuse(probs, adjacency, diffusion_steps(geometry, config.refine_reach))
@@ -240,9 +232,8 @@ def refine_probabilities(
         return solve(probs)
     labels = evidence.argmax(axis=1)
     target = area_shares(labels, areas, probs.shape[1], seen)
-    edges_first, edges_second = edges[0], edges[1]
     coherent = parts_with_a_region(
-        labels, areas, edges_first, edges_second, probs.shape[1], config.refine_floor_min_region
+        labels, areas, edges[0], edges[1], probs.shape[1], config.refine_floor_min_region
     )
     target = np.where(coherent, target, 0.0)
     return solve_with_floor(

@@ -136,7 +136,7 @@ def test_non_manifold_edges_and_isolated_polygons():
 
 def test_surface_segments_stop_at_creases_and_cut_smooth_surface_into_patches():
     geometry, truth, _ = _folded_sheet(cells=16)
-    segments = surface_segments(geometry, crease_deg=20.0, cell=0.25)
+    segments = surface_segments(geometry, crease_pieces(geometry, crease_deg=20.0), cell=0.25)
     for s in np.unique(segments):
         assert len(np.unique(truth[segments == s])) == 1, "a segment crosses the crease"
     # The L spans about 1.4 in each of two directions, radius ~0.87: cells of ~0.22 per side,
