@@ -20,7 +20,7 @@ from .config import PartDistillConfig
 from .contracts import KnowledgeUnits, ProgressFn
 from .labels import group_by_key
 from .rescore import consensus_scores, unit_trust
-from .student import DistillationHead, EdgeConvEncoder, knn_indices
+from .student import Student, knn_indices
 
 
 @dataclass
@@ -192,7 +192,7 @@ class _Shape:
             self.unit_weights = self.consensus * trust
         self.one_per_view = config.one_vote_per_view
         self.set_scores(None)
-        self.neighbours = None
+        self.neighbours = self.query_index = self.query_weight = None
         if config.encoder == "edgeconv":
             pts = torch.from_numpy(data.points).to(device)
             self.neighbours = knn_indices(pts, config.knn)
@@ -210,30 +210,19 @@ class _Shape:
         self.coverage = torch.from_numpy(coverage).to(self.device)
 
 
-class Student(torch.nn.Module):
-    """Optional learnable encoder + distillation head, applied to one shape at a time."""
+def _point_logits(student: Student, shape: _Shape) -> torch.Tensor:
+    return student.point_logits(shape.features, shape.neighbours)  # (N, R)
 
-    def __init__(self, in_features: int, num_parts: int, config: PartDistillConfig):
-        super().__init__()
-        self.encoder = EdgeConvEncoder(in_features) if config.encoder == "edgeconv" else None
-        width = self.encoder.out_features if self.encoder else in_features
-        self.head = DistillationHead(width, num_parts, config.head_hidden, config.head_layers)
 
-    def point_logits(self, shape: _Shape) -> torch.Tensor:
-        features = shape.features
-        if self.encoder is not None:
-            features = self.encoder(features, shape.neighbours)
-        return self.head(features)  # (N, R)
+def _query_logits(student: Student, shape: _Shape) -> torch.Tensor:
+    return student.query_logits(
+        shape.query_features, shape.features, shape.neighbours, shape.query_index,
+        shape.query_weight,
+    )  # (P, R), fmt: skip
 
-    def query_logits(self, shape: _Shape) -> torch.Tensor:
-        features = shape.query_features
-        if self.encoder is not None:
-            encoded = self.encoder(shape.features, shape.neighbours)[:, features.shape[1] :]
-            neighbours = encoded[shape.query_index]  # (P, 3, C)
-            features = torch.cat(
-                [features, (shape.query_weight.unsqueeze(-1) * neighbours).sum(1)], dim=1
-            )
-        return self.head(features)  # (P, R)
+
+def _probabilities(logits: torch.Tensor) -> np.ndarray:
+    return F.softmax(logits, 1).float().cpu().numpy()
 
 
 def train_student(
@@ -254,7 +243,10 @@ def train_student(
     if balance:
         weights = torch.from_numpy(class_weights([d.units for d in data], num_parts, config))
     weights = weights.to(device)
-    student = Student(shapes[0].features.shape[1], num_parts, config).to(device)
+    student = Student(
+        shapes[0].features.shape[1], num_parts, config.encoder == "edgeconv",
+        config.head_hidden, config.head_layers,
+    ).to(device)  # fmt: skip
     optimiser = torch.optim.Adam(
         student.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -274,7 +266,7 @@ def train_student(
             chosen = [shapes[(step * batch + i) % len(shapes)] for i in range(batch)]
             loss = sum(
                 distillation_loss(
-                    F.log_softmax(student.point_logits(s), dim=1), s.targets, s.coverage, weights
+                    F.log_softmax(_point_logits(student, s), dim=1), s.targets, s.coverage, weights
                 )
                 for s in chosen
             ) / len(chosen)
@@ -294,14 +286,14 @@ def train_student(
             backward_epoch = epoch + 1
             with torch.no_grad():
                 for i, s in enumerate(shapes):
-                    parts = student.point_logits(s).argmax(dim=1).cpu().numpy()
+                    parts = _point_logits(student, s).argmax(dim=1).cpu().numpy()
                     scores_after[i] = _backward_scores(s, parts, config)
                     s.unit_weights = None  # the new scores take the consensus into account
                     s.set_scores(scores_after[i])
 
     with torch.no_grad():
-        query_probs = [F.softmax(student.query_logits(s), 1).float().cpu().numpy() for s in shapes]
-        point_probs = [F.softmax(student.point_logits(s), 1).float().cpu().numpy() for s in shapes]
+        query_probs = [_probabilities(_query_logits(student, s)) for s in shapes]
+        point_probs = [_probabilities(_point_logits(student, s)) for s in shapes]
     return TrainedStudent(
         query_probs=query_probs,
         point_probs=point_probs,

@@ -70,3 +70,49 @@ class EdgeConvEncoder(nn.Module):
             x = layer(x, neighbours)
             outputs.append(x)
         return torch.cat(outputs, dim=-1)
+
+
+class Student(nn.Module):
+    """Optional learnable encoder + distillation head, applied to one shape at a time.
+
+    Without the encoder the head reads the shape's fixed features (test-time alignment, the
+    paper's frozen encoder); with it, EdgeConv layers over the points' kNN graph come first.
+    """
+
+    def __init__(
+        self, in_features: int, num_parts: int, edgeconv: bool, hidden: int = 256, layers: int = 4
+    ):
+        super().__init__()
+        self.encoder = EdgeConvEncoder(in_features) if edgeconv else None
+        width = self.encoder.out_features if self.encoder else in_features
+        self.head = DistillationHead(width, num_parts, hidden, layers)
+
+    def point_logits(
+        self, features: torch.Tensor, neighbours: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """features (N, E) of the points, neighbours (N, k) with the encoder -> logits (N, R)."""
+        if self.encoder is not None:
+            features = self.encoder(features, neighbours)
+        return self.head(features)
+
+    def query_logits(
+        self,
+        query_features: torch.Tensor,
+        features: torch.Tensor,
+        neighbours: torch.Tensor | None = None,
+        query_index: torch.Tensor | None = None,
+        query_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits (P, R) at query points (polygon centroids) with features (P, E).
+
+        With the encoder, a query point has no neighbours of its own in the point graph: it
+        takes the encoded features of its 3 nearest points, ``query_index`` (P, 3), weighted by
+        ``query_weight`` (P, 3), beside its own fixed features.
+        """
+        if self.encoder is not None:
+            encoded = self.encoder(features, neighbours)[:, query_features.shape[1] :]
+            nearest = encoded[query_index]  # (P, 3, C)
+            query_features = torch.cat(
+                [query_features, (query_weight.unsqueeze(-1) * nearest).sum(1)], dim=1
+            )
+        return self.head(query_features)
