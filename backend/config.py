@@ -107,6 +107,13 @@ class PartDistillConfig:
     # at 0.7 / 0.25 it fixed parts missed in many views (worst shape -11.9 -> +1.4) but broke
     # objects one part dominates (a table top, a fish's body: bleeding worst -3.8 -> -26.2),
     # 49.8 against 51.1 mIoU over 13 profiles x 10 shapes.
+    # Starting later (0.95 / 0.2, 0.9 / 0.3; 6 profiles x 10 shapes, seed 0) lifted the mean
+    # gain over direct from +10.3 to +12.2 / +12.3 and missed's worst shape from -12.4 to +0.8,
+    # but bleeding's Table 141 fell from +12.5 to -27: blur left leg units of 84-89 % of two
+    # views undiscounted while whole-view top units in three were, and the top went to "leg".
+    # Scaling a view's units of a part by the part's median share over the views / its share
+    # in that view was worse still (+7.4 against +10.3 on 4 profiles x 20 shapes; Cup 21
+    # -25.5: a handle's visible share varies from view to view).
     whole_view_start: float = 1.0
     whole_view_floor: float = 0.3
 
@@ -147,6 +154,13 @@ class PartDistillConfig:
     # students): +2.1 mIoU on average and every profile's mean up (speckle +3.9), but thin parts
     # merge into their cluster's majority (bleeding's worst shape -3.8 -> -8.0) until the part
     # floor below keeps them.
+    # The cluster means stop at crease pieces (refine.py). Across them, a table top's two faces
+    # share their clusters' evidence: +10.6 against +10.3 over direct on missed, bleeding,
+    # mix-strong and box-mix (20 shapes, seed 0), each of the four better (missed's worst shape
+    # -12.4 -> -6.5, mix-strong's -4.9 -> -1.4), but test_pipeline's chair, whose arm the
+    # teacher misses where it is partly seen, lost the arm to the seat (IoU 0.47 direct, 0.41),
+    # also with a polygon's nearest point taken on its own piece (0.40) or with concave creases
+    # alone cutting the clusters (0.41): the cluster spans arm and seat.
     refine_spectral_weight: float = 0.5
     refine_spectral_clusters: int = 32
     refine_crease_deg: float = 20.0
