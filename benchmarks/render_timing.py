@@ -7,22 +7,15 @@ process CPU seconds (a check on whether other load on the machine slowed the run
 """
 
 import argparse
-import importlib.util
 import pathlib
 import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import load_repo  # noqa: E402
+
 DEFAULT_MESH = ROOT.parent / "shared" / "data" / "psb_dev" / "Chair" / "101.off"
-
-
-def _load_package():
-    spec = importlib.util.spec_from_file_location(
-        "partdistill", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["partdistill"] = module
-    spec.loader.exec_module(module)
 
 
 def main() -> None:
@@ -34,7 +27,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     args = parser.parse_args()
 
-    _load_package()
+    load_repo.load()
     import bpy
     from partdistill.backend.config import PartDistillConfig
     from partdistill.partdistill_blender import importers, render
