@@ -215,10 +215,11 @@ def _point_logits(student: Student, shape: _Shape) -> torch.Tensor:
 
 
 def _query_logits(student: Student, shape: _Shape) -> torch.Tensor:
+    # (P, R) at the shape's polygon centroids
     return student.query_logits(
         shape.query_features, shape.features, shape.neighbours, shape.query_index,
         shape.query_weight,
-    )  # (P, R), fmt: skip
+    )  # fmt: skip
 
 
 def _probabilities(logits: torch.Tensor) -> np.ndarray:

@@ -79,9 +79,7 @@ class Student(nn.Module):
     paper's frozen encoder); with it, EdgeConv layers over the points' kNN graph come first.
     """
 
-    def __init__(
-        self, in_features: int, num_parts: int, edgeconv: bool, hidden: int = 256, layers: int = 4
-    ):
+    def __init__(self, in_features: int, num_parts: int, edgeconv: bool, hidden: int, layers: int):
         super().__init__()
         self.encoder = EdgeConvEncoder(in_features) if edgeconv else None
         width = self.encoder.out_features if self.encoder else in_features
