@@ -51,6 +51,7 @@ else:
 
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 
+
 def log(message: str) -> None:
     get_logger().info(message)
 

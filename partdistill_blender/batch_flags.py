@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mesh files, folders (searched recursively) or quoted globs; mesh "
                           "files are " + " ".join(SUPPORTED_EXTENSIONS))  # fmt: skip
     src.add_argument("--input-list", metavar="FILE",
-                     help="a file of inputs, one a line (# comments; relative to the file)")
+                     help="a file of inputs, one a line (# comments; relative to its folder)"
+                     )  # fmt: skip
     src.add_argument("--resume", metavar="MANIFEST",
                      help="skip the inputs this manifest says are done, retry the rest "
                           "(without --input: every input it planned)")  # fmt: skip
@@ -63,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=d.seed)
     m.add_argument("--refine", action=argparse.BooleanOptionalAction, default=d.refine,
                    help="labels follow the mesh: diffusion and a CRF over the polygon "
-                   "adjacency graph (default: %(default)s)")
+                   "adjacency graph (default: %(default)s)")  # fmt: skip
     m.add_argument("--vote-fusion", action=argparse.BooleanOptionalAction, default=d.vote_fusion,
-                   help="blend the student with each polygon's own votes (default: %(default)s)")
+                   help="blend the student with each polygon's own votes (default: %(default)s)"
+                   )  # fmt: skip
     m.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
 
     o = p.add_argument_group("output")
