@@ -164,6 +164,9 @@ class Run:
 
     def record(self, label: str, objects: list, error: str = "", stages=None, scores=()) -> None:
         """Append the manifest record of an input that has ended, and count it."""
+        # Ctrl+C reaches a compute worker too, which then fails the input: not a failure of
+        # the input, which stays unrecorded and runs again on --resume.
+        self.interrupts.check()
         status = manifest.FAILED if error else manifest.DONE
         if error:
             log_error(_naming(label, error))
