@@ -13,7 +13,6 @@ the manifest (``backend/manifest.py``), and ``batch_console`` keeps the terminal
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import shlex
 import sys
@@ -41,9 +40,17 @@ else:
     from ..backend.run_stages import RunRequest
     from ..backend.teachers import check_teacher_available
     from . import compute_process
-    from .batch_console import Progress, interrupts, native_output_to, summary_lines
+    from .batch_console import (
+        Progress,
+        interrupts,
+        native_output_to,
+        progress_mode,
+        summary_lines,
+    )
     from .batch_flags import build_parser, parse_args  # noqa: F401 (the batch's flags, here too)
     from .batch_inputs import expand_inputs, read_input_list
+    from .batch_jobs import run_jobs
+    from .batch_outputs import per_object_path, remove_objects, save_blend
     from .demo import build_demo_chair, render_preview_png
     from .ground_truth import ground_truth_for
     from .importers import import_mesh_file
@@ -98,7 +105,7 @@ def _input_files(args) -> tuple[list[str], int]:
     return files, len(done)
 
 
-def _jobs(args, files: list[str]) -> list[tuple[str, callable]]:
+def _loaders(args, files: list[str]) -> list[tuple[str, callable]]:
     """(label, load) pairs; load() returns the mesh objects to segment and their source path."""
     if args.files:
 
@@ -200,10 +207,10 @@ class Run:
             if self.args.labels_out:
                 self.results.append(labels)
             if self.args.labels_dir:
-                path = _per_object_path(self.args.labels_dir, obj.name, ".json")
+                path = per_object_path(self.args.labels_dir, obj.name, ".json")
                 write_atomically(path, lambda p, labels=labels: p.write_text(json.dumps(labels)))
             if self.args.preview:
-                path = _per_object_path(self.args.preview, obj.name, ".png")
+                path = per_object_path(self.args.preview, obj.name, ".png")
                 render_preview_png(obj, str(path))
                 log(f"  {obj.name}: preview {path}")
         return scores
@@ -221,39 +228,6 @@ def _naming(label: str, error: str) -> str:
     return error if error.startswith(label) else f"{label}: {error}"
 
 
-def _per_object_path(target: str, name: str, suffix: str) -> pathlib.Path:
-    target = pathlib.Path(target)
-    if target.suffix.lower() == suffix:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return target / f"{safe}{suffix}"
-
-
-def _save_blend(path: pathlib.Path, objects=None) -> None:
-    """The whole open file as a copy (objects=None), or a file holding just these objects."""
-    if objects is None:
-        write_atomically(path, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True))
-        return
-    scene = bpy.data.scenes.new(f"PartDistill {objects[0].name}")
-    try:
-        for obj in objects:
-            scene.collection.objects.link(obj)
-        write_atomically(path, lambda p: bpy.data.libraries.write(str(p), {scene}, compress=True))
-    finally:
-        bpy.data.scenes.remove(scene)
-
-
-def _remove_objects(objects) -> None:
-    meshes = [o.data for o in objects]
-    for obj in objects:
-        bpy.data.objects.remove(obj)
-    for mesh in meshes:
-        if mesh.users == 0:
-            bpy.data.meshes.remove(mesh)
-
-
 def main(argv: list[str] | None = None) -> int:
     from_command_line = argv is None
     if from_command_line:
@@ -263,24 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     if command[0].endswith(".py"):  # python batch.py, not blender ... --python batch.py
         command = [sys.executable, *command]
     args = parse_args(argv)
-    args.command = list(command)
+    args.command, args.argv = list(command), list(argv)
     for path in (args.manifest, args.log_file):
         if path:
             pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     with file_sink(args.log_file):
         return _run(args)
-
-
-def _progress_mode(args) -> str:
-    if args.verbose:
-        return "verbose"
-    if args.quiet:
-        return "none"
-    try:  # a terminal of no width (a pty nobody sized) would show an empty bar
-        terminal = sys.stderr.isatty() and os.get_terminal_size(sys.stderr.fileno()).columns > 0
-    except (OSError, ValueError, AttributeError):
-        terminal = False
-    return "bar" if terminal else "lines"
 
 
 def _run(args) -> int:
@@ -292,23 +254,27 @@ def _run(args) -> int:
     try:
         # Before any rendering: a missing model stops here and nothing is written.
         check_teacher_available(args.teacher, args.config)
-        run.load_teacher()
+        if args.jobs == 1:  # else each job loads its own
+            run.load_teacher()
         files, skipped = _input_files(args) if args.files else ([], 0)
     except (TeacherUnavailable, ValueError, TypeError) as exc:
         log_error(str(exc))
         return 2
-    jobs = _jobs(args, files)
+    loaders = _loaders(args, files)
     if args.manifest:
         manifest.append_record(args.manifest, manifest.start_record(files))
-        log(f"manifest {args.manifest}: {len(jobs)} inputs to run, {skipped} done before")
+        log(f"manifest {args.manifest}: {len(loaders)} inputs to run, {skipped} done before")
     started = time.perf_counter()
-    interrupted = False
-    mode = _progress_mode(args)
+    interrupted, unfinished = False, []
+    mode = progress_mode(args.quiet, args.verbose)
     # The render chatter goes to the log file; without one, it stays where it always was.
     with native_output_to(args.log_file), interrupts() as run.interrupts:
-        run.progress = Progress(len(jobs), mode)
+        run.progress = Progress(len(loaders), mode)
         try:
-            _segment(run, jobs)
+            if args.jobs > 1:
+                unfinished = run_jobs(args, files, run.records, run.progress, run.interrupts)
+            else:
+                _segment(run, loaders)
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -316,27 +282,31 @@ def _run(args) -> int:
     _write_joint_outputs(run)
     for line in summary_lines(run.records, skipped, time.perf_counter() - started):
         log(line)
-    if interrupted:
-        left = len(jobs) - len(run.records)
-        log_error(f"interrupted: {len(run.records)} inputs ended, {left} left")
+    for line in unfinished:
+        log_error(line)
+    if interrupted or unfinished:
+        left = len(loaders) - len(run.records)
+        if interrupted:
+            log_error(f"interrupted: {len(run.records)} inputs ended, {left} left")
         if args.manifest:
             again = args.command
             if "--resume" not in again:
                 again = [*again, "--resume", args.manifest]
             log(f"to go on: {shlex.join(again)}")
-        return INTERRUPTED
+        if interrupted:
+            return INTERRUPTED
     done = [r for r in run.records if r["status"] == manifest.DONE]
-    return 1 if len(done) < len(run.records) or not (done or skipped) else 0
+    return 1 if unfinished or len(done) < len(run.records) or not (done or skipped) else 0
 
 
-def _segment(run: Run, jobs) -> None:
+def _segment(run: Run, loaders) -> None:
     """Segment every input in turn; a failure is recorded and the rest go on."""
     args = run.args
     per_object_blend = args.output and not args.output.lower().endswith(".blend")
     pending: list = []  # (label, staged run, stage seconds) for one joint student (--collection)
-    for i, (label, load) in enumerate(jobs, 1):
+    for i, (label, load) in enumerate(loaders, 1):
         run.interrupts.check()
-        log(f"[{i}/{len(jobs)}] {label}")
+        log(f"[{i}/{len(loaders)}] {label}")
         run.progress.stage(label, "import")
         seconds, objects, clock = {}, [], time.perf_counter()
         try:
@@ -362,13 +332,13 @@ def _segment(run: Run, jobs) -> None:
             run.progress.stage(label, "write")
             if per_object_blend:
                 for obj in objects:
-                    _save_blend(_per_object_path(args.output, obj.name, ".blend"), [obj])
+                    save_blend(per_object_path(args.output, obj.name, ".blend"), [obj])
             seconds["write"] = time.perf_counter() - clock
             run.record(label, objects, stages=seconds, scores=list(scores.values()))
         except Exception as exc:
             run.record(label, objects, str(exc), seconds)
         if args.files and not (args.output and not per_object_blend):
-            _remove_objects(objects)  # thousands of files: keep memory flat
+            remove_objects(objects)  # thousands of files: keep memory flat
 
     if pending:
         staged = StagedRun.joined([s for _, s, _ in pending], run.listener("collection"))
@@ -378,7 +348,7 @@ def _segment(run: Run, jobs) -> None:
             scores = run.compute_and_write(staged, "collection")
             if per_object_blend:
                 for obj in staged.objects:
-                    _save_blend(_per_object_path(args.output, obj.name, ".blend"), [obj])
+                    save_blend(per_object_path(args.output, obj.name, ".blend"), [obj])
             joint = time.perf_counter() - clock
             for label, part, seconds in pending:
                 mine = [scores[n] for n in part.object_names if n in scores]
@@ -395,7 +365,7 @@ def _write_joint_outputs(run: Run) -> None:
     args = run.args
     done = any(r["status"] == manifest.DONE for r in run.records)
     if args.output and args.output.lower().endswith(".blend") and done:
-        _save_blend(pathlib.Path(args.output))
+        save_blend(pathlib.Path(args.output))
         log(f"wrote {args.output}")
     if args.labels_out:
         text = json.dumps({"objects": run.results})

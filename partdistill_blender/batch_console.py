@@ -129,8 +129,9 @@ class Progress:
     """Objects done / failed / left, the current stage and an ETA.
 
     ``mode``: "bar" (a tqdm bar on stderr), "lines" (a line per finished input, for logs and
-    pipes) or "none" (--quiet). While it is open the terminal sink shows warnings and errors
-    only; everything still goes to the log file.
+    pipes), "none" (--quiet) or "verbose" (no bar: every message shows). Except in "verbose",
+    the terminal sink shows warnings and errors only while it is open; everything still goes
+    to the log file.
     """
 
     def __init__(self, total: int, mode: str):
@@ -151,8 +152,9 @@ class Progress:
                 self.bar = tqdm(total=total, unit="object", file=sys.stderr, dynamic_ncols=True)
                 self._bar_handler = _BarHandler(self.bar)
                 get_logger().addHandler(self._bar_handler)
-        for handler in self._terminal:
-            handler.setLevel(SILENT if self.bar is not None else TERMINAL_LEVEL)
+        if mode != "verbose":  # --verbose: every message on the terminal, as before
+            for handler in self._terminal:
+                handler.setLevel(SILENT if self.bar is not None else TERMINAL_LEVEL)
         self._postfix()
 
     def _postfix(self, stage: str = "") -> None:
@@ -188,6 +190,19 @@ class Progress:
             self.bar = None
         for handler, level in zip(self._terminal, self._levels, strict=True):
             handler.setLevel(level)
+
+
+def progress_mode(quiet: bool, verbose: bool) -> str:
+    """The ``Progress`` mode for the flags and the terminal the run has."""
+    if verbose:
+        return "verbose"
+    if quiet:
+        return "none"
+    try:  # a terminal of no width (a pty nobody sized) would show an empty bar
+        terminal = sys.stderr.isatty() and os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError, AttributeError):
+        terminal = False
+    return "bar" if terminal else "lines"
 
 
 def summary_lines(records: list[dict], skipped: int, seconds: float) -> list[str]:

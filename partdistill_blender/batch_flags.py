@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--log", "--log-file", dest="log_file", metavar="FILE",
                    help="every message and Blender's render output, appended (default: "
                         f"{LOG_NAME} beside the manifest)")  # fmt: skip
+    o.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="segment the input files in N processes, each with its own teacher "
+                        "(default: %(default)s)")  # fmt: skip
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     o.add_argument("--verbose", action="store_true",
                    help="every message on the terminal too (no progress bar)")  # fmt: skip
@@ -95,6 +98,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.files and (args.objects or args.demo):
         parser.error("--input, --input-list and --resume cannot be combined with --objects or "
                      "--demo")  # fmt: skip
+    if args.jobs < 1:
+        parser.error("--jobs takes a number of processes, 1 or more")
+    gathered = args.collection or args.labels_out or str(args.output).lower().endswith(".blend")
+    if args.jobs > 1 and (not args.files or gathered):
+        parser.error("--jobs works on input files, each object on its own: not with --objects, "
+                     "--demo, --collection, --labels-out or --output FILE.blend")  # fmt: skip
     if args.resume and not pathlib.Path(args.resume).is_file():
         parser.error(f"--resume {args.resume}: no such manifest")
     args.manifest = args.manifest or args.resume

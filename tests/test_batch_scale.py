@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import ROOT
 from partdistill.backend import manifest
 from partdistill.partdistill_blender.batch_inputs import expand_inputs, read_input_list
+from partdistill.partdistill_blender.batch_jobs import without_own_flags
 from test_pipeline import OFF_CUBE
 
 BATCH = str(ROOT / "partdistill_blender" / "batch.py")
@@ -124,11 +126,13 @@ def test_a_batch_with_a_corrupt_file_then_resumed(tmp_path):
     assert sum(1 for line in lines if not line.endswith("}")) == 1  # only the torn one
 
 
-def test_ctrl_c_leaves_whole_lines_and_says_how_to_go_on(tmp_path):
-    inputs = [_cube(tmp_path / "data" / f"shape_{i}.off") for i in range(4)]
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_leaves_whole_lines_and_says_how_to_go_on(tmp_path, jobs):
+    inputs = [_cube(tmp_path / "data" / f"shape_{i}.off") for i in range(6)]
     path = tmp_path / "manifest.jsonl"
     command = [sys.executable, BATCH, "--input", str(tmp_path / "data"), *SMALL_RUN,
-               "--mode", "forward", "--epochs", "3", "--manifest", str(path)]  # fmt: skip
+               "--mode", "forward", "--epochs", "3", "--manifest", str(path),
+               "--jobs", jobs]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=tmp_path)  # fmt: skip
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
@@ -145,6 +149,11 @@ def test_ctrl_c_leaves_whole_lines_and_says_how_to_go_on(tmp_path):
     assert "interrupted" in out + err
     assert f"--resume {path}" in out
     assert not [p for p in tmp_path.rglob("*partial*")], "no half-written output is left"
+    job_manifests = list(tmp_path.glob("manifest.jobs/*.jsonl"))
+    assert len(job_manifests) == (2 if jobs == "2" else 0)
+    for job in job_manifests:  # the jobs stopped the same way
+        assert all(isinstance(json.loads(line), dict) for line in job.read_text().splitlines())
+        assert "interrupted" in job.with_suffix(".out").read_text()
 
 
 def test_an_interrupted_run_resumes_from_its_manifest_alone(tmp_path):
@@ -158,3 +167,45 @@ def test_an_interrupted_run_resumes_from_its_manifest_alone(tmp_path):
     assert finished == [(inputs[0], "done"), (inputs[1], "done"), (inputs[2], "done")]
     assert (tmp_path / "batch.log").exists()  # beside the manifest
     assert os.path.getsize(tmp_path / "batch.log") > 0
+
+
+def test_jobs_share_the_inputs_and_the_manifest_gets_each_once(tmp_path):
+    inputs = [_cube(tmp_path / "data" / f"shape_{i}.off") for i in range(3)]
+    broken = tmp_path / "data" / "broken.off"
+    broken.write_text(CORRUPT_OFF)
+    out = tmp_path / "out"
+    run = _batch("--input", str(tmp_path / "data"), *SMALL_RUN, "--mode", "direct", "--jobs",
+                 "2", "--output", str(out), "--labels-dir", str(out / "labels"),
+                 cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr  # the broken one
+    records = _input_records(out / "manifest.jsonl")
+    assert sorted((r["file"], r["status"]) for r in records) == sorted(
+        [(str(broken), "failed"), *((f, "done") for f in inputs)])  # fmt: skip
+    shares = [{r["file"] for r in _input_records(out / "manifest.jobs" / f"job{k}.jsonl")}
+              for k in (1, 2)]  # fmt: skip
+    assert all(shares) and not shares[0] & shares[1], "two jobs, each input in one"
+    for i in range(3):
+        assert (out / f"shape_{i}.blend").exists() and (out / "labels" / f"shape_{i}.json").exists()
+    assert "done: 3 segmented, 1 failed" in run.stdout and "Fra:" not in run.stdout + run.stderr
+
+
+def test_a_job_gets_the_flags_of_the_run_less_its_own():
+    argv = ["--input", "a.off", "b/", "--parts", "x, y", "--jobs=2", "--log", "l.txt",
+            "--quiet", "--manifest", "m.jsonl", "--views", "4", "--resume=m.jsonl"]  # fmt: skip
+    assert without_own_flags(argv) == ["--parts", "x, y", "--views", "4"]
+
+
+def test_verbose_shows_every_message_and_quiet_no_progress(tmp_path, capsys):
+    import bpy
+    from partdistill.partdistill_blender import batch
+
+    flags = ["--demo", "chair", "--parts", "back, seat, leg", "--teacher", "simulated",
+             "--views", "2", "--resolution", "48", "--mode", "direct"]  # fmt: skip
+    for extra, details, progress in (([], False, True), (["--verbose"], True, False),
+                                     (["--quiet"], False, False)):  # fmt: skip
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        assert batch.main([*flags, *extra]) == 0
+        captured = capsys.readouterr()
+        assert ("rendered 2 views" in captured.out) is details, extra
+        assert ("[1/1] done demo chair" in captured.err) is progress, extra
+        assert "done: 1 segmented, 0 failed" in captured.out
