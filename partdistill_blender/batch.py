@@ -7,7 +7,8 @@ Run with --help for the flags. Exit status 0 when every object was segmented, 1 
 failed (each is reported, the rest go on), 2 when nothing could start (bad flags, no teacher),
 130 when interrupted (Ctrl+C; ``--resume MANIFEST`` goes on). Input files and the open .blend
 are never modified. Inputs are expanded by ``batch_inputs``, each finished input is a line of
-the manifest (``backend/manifest.py``), and ``batch_console`` keeps the terminal readable.
+the manifest (``backend/manifest.py``), ``batch_console`` keeps the terminal readable and
+``batch_jobs`` shares the files among processes (--jobs).
 """
 
 from __future__ import annotations
@@ -146,13 +147,14 @@ class Run:
         compute_process.load_teacher(RunRequest([], self.parts, self.config,
                                                 self.args.teacher_options))  # fmt: skip
 
-    def stages(self, objects: list, source: str) -> StagedRun:
-        """The staged run of one input's objects (ground truth is read here), not yet rendered."""
+    def stages(self, objects: list, source: str, label: str) -> StagedRun:
+        """The staged run of one input's objects (ground truth is read here), not yet rendered;
+        ``label`` names the input in messages."""
         self.sources.update((obj.name, source) for obj in objects)
         return StagedRun(objects, self.parts, self.config, self.args.category,
                          self.args.teacher_options, sources=[source] * len(objects),
                          ground_truth=self.args.ground_truth,
-                         listener=self.listener(source))  # fmt: skip
+                         listener=self.listener(label))  # fmt: skip
 
     def listener(self, label: str):
         """A staged run's listener: logs each new stage, shows it, and is where a Ctrl+C that
@@ -221,6 +223,11 @@ class Run:
         areas = np.empty(len(obj.data.polygons), np.float64)
         obj.data.polygons.foreach_get("area", areas)
         return mean_part_iou(predicted, truth, areas, len(self.parts))
+
+
+def _reason(exc: Exception) -> str:
+    """An exception in words; never empty, since an empty error would read as success."""
+    return str(exc) or type(exc).__name__
 
 
 def _naming(label: str, error: str) -> str:
@@ -314,12 +321,12 @@ def _segment(run: Run, loaders) -> None:
             seconds["import"] = time.perf_counter() - clock
             run.progress.stage(label, "render")
             clock = time.perf_counter()
-            staged = run.stages(objects, source)
+            staged = run.stages(objects, source, label)
             staged.render()
             run.interrupts.check()  # a Ctrl+C during the last view is not a failed input
             seconds["render"] = time.perf_counter() - clock
         except Exception as exc:  # a bad file is reported and skipped; the rest go on
-            run.record(label, objects, str(exc))
+            run.record(label, objects, _reason(exc))
             continue
         if args.collection:
             pending.append((label, staged, seconds))
@@ -336,7 +343,7 @@ def _segment(run: Run, loaders) -> None:
             seconds["write"] = time.perf_counter() - clock
             run.record(label, objects, stages=seconds, scores=list(scores.values()))
         except Exception as exc:
-            run.record(label, objects, str(exc), seconds)
+            run.record(label, objects, _reason(exc), seconds)
         if args.files and not (args.output and not per_object_blend):
             remove_objects(objects)  # thousands of files: keep memory flat
 
@@ -356,7 +363,7 @@ def _segment(run: Run, loaders) -> None:
                            scores=mine)  # fmt: skip
         except Exception as exc:
             for label, part, seconds in pending:
-                run.record(label, part.objects, f"collection: {exc}", seconds)
+                run.record(label, part.objects, f"collection: {_reason(exc)}", seconds)
 
 
 def _write_joint_outputs(run: Run) -> None:

@@ -98,11 +98,12 @@ class Interrupts:
 @contextlib.contextmanager
 def interrupts():
     """Inside the block, SIGINT is remembered (``Interrupts``); an ignored SIGINT (nohup, a
-    background job) stays ignored."""
+    background job) stays ignored. Python's handler is replaced, and so is none at all (a host
+    that started Python without its signal handlers would otherwise end at once)."""
     state = Interrupts()
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if main else None
-    install = main and previous is signal.default_int_handler
+    install = main and (previous is signal.default_int_handler or previous == signal.SIG_DFL)
     if install:
         signal.signal(signal.SIGINT, state._handler)
     try:

@@ -119,4 +119,7 @@ def run_jobs(args, files: list[str], records: list[dict], progress, interrupts) 
 def _stop(jobs: list[Job]) -> None:
     for job in jobs:
         if job.process.poll() is None:
-            job.process.send_signal(signal.SIGINT)
+            try:
+                job.process.send_signal(signal.SIGINT)
+            except ValueError:  # Windows sends no SIGINT to a process: it can only end it
+                job.process.terminate()

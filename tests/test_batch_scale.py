@@ -209,3 +209,22 @@ def test_verbose_shows_every_message_and_quiet_no_progress(tmp_path, capsys):
         assert ("rendered 2 views" in captured.out) is details, extra
         assert ("[1/1] done demo chair" in captured.err) is progress, extra
         assert "done: 1 segmented, 0 failed" in captured.out
+
+
+def test_flags_that_cannot_go_together_stop_before_anything_runs(tmp_path, capsys):
+    from partdistill.partdistill_blender import batch
+
+    base = ["--parts", "a, b"]
+    for flags in (["--demo", "chair", "--jobs", "2"],
+                  ["--input", "x.off", "--jobs", "2", "--labels-out", "l.json"],
+                  ["--input", "x.off", "--jobs", "0"],
+                  ["--resume", str(tmp_path / "none.jsonl")],
+                  ["--demo", "chair", "--input-list", "l.txt"]):  # fmt: skip
+        with pytest.raises(SystemExit) as stopped:
+            batch.parse_args([*base, *flags])
+        assert stopped.value.code == 2, flags
+    capsys.readouterr()
+    args = batch.parse_args([*base, "--input", "x.off", "--output", str(tmp_path / "o.blend")])
+    assert args.manifest == str(tmp_path / "manifest.jsonl")  # beside the output
+    assert args.log_file == str(tmp_path / "batch.log")
+    assert batch.parse_args([*base, "--demo", "chair"]).manifest is None  # no files, none
