@@ -136,7 +136,14 @@ def test_ctrl_c_leaves_whole_lines_and_says_how_to_go_on(tmp_path, jobs):
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=tmp_path)  # fmt: skip
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
-    while not _input_records(path) and process.poll() is None and time.monotonic() < deadline:
+    jobs_started = tmp_path / "manifest.jobs"  # each job's manifest opens as its loop starts
+
+    def started() -> bool:
+        return bool(_input_records(path)) and (
+            jobs == "1" or len(list(jobs_started.glob("*.jsonl"))) == int(jobs)
+        )
+
+    while not started() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(POLL_S)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT_S)
