@@ -4,17 +4,18 @@
     python partdistill_blender/batch.py FLAGS          (with the bpy module from PyPI)
 
 Run with --help for the flags. Exit status 0 when every object was segmented, 1 when some
-failed (each is reported, the rest go on), 2 when nothing could start (bad flags, no teacher).
-Input files and the open .blend are never modified.
+failed (each is reported, the rest go on), 2 when nothing could start (bad flags, no teacher),
+130 when interrupted (Ctrl+C; ``--resume MANIFEST`` goes on). Input files and the open .blend
+are never modified. Inputs are expanded by ``batch_inputs``, each finished input is a line of
+the manifest (``backend/manifest.py``), ``batch_console`` keeps the terminal readable and
+``batch_jobs`` shares the files among processes (--jobs).
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import dataclasses
 import json
 import pathlib
+import shlex
 import sys
 import time
 
@@ -30,114 +31,33 @@ if __package__ in (None, ""):
         sys.exit(_main())
 else:
     import bpy
+    import numpy as np
 
+    from ..backend import manifest
     from ..backend.atomic_write import write_atomically
-    from ..backend.config import MODES, PartDistillConfig, parse_part_names
     from ..backend.contracts import TeacherUnavailable
     from ..backend.log import file_sink, get_logger
+    from ..backend.metrics import mean_part_iou
     from ..backend.run_stages import RunRequest
     from ..backend.teachers import check_teacher_available
     from . import compute_process
+    from .batch_console import (
+        Progress,
+        interrupts,
+        native_output_to,
+        progress_mode,
+        summary_lines,
+    )
+    from .batch_flags import build_parser, parse_args  # noqa: F401 (the batch's flags, here too)
+    from .batch_inputs import expand_inputs, read_input_list
+    from .batch_jobs import run_jobs
+    from .batch_outputs import per_object_path, remove_objects, save_blend
     from .demo import build_demo_chair, render_preview_png
-    from .importers import SUPPORTED_EXTENSIONS, import_mesh_file
+    from .ground_truth import ground_truth_for
+    from .importers import import_mesh_file
     from .staged_run import StagedRun
 
-def build_parser() -> argparse.ArgumentParser:
-    d = PartDistillConfig()
-    p = argparse.ArgumentParser(
-        prog="batch.py",
-        description="Segment meshes into named parts with PartDistill (no labelled data).",
-    )
-    src = p.add_argument_group("what to segment")
-    src.add_argument(
-        "--input", nargs="+", metavar="FILE", help="mesh files: " + " ".join(SUPPORTED_EXTENSIONS)
-    )
-    src.add_argument(
-        "--objects", nargs="+", metavar="NAME",
-        help="mesh objects of the open .blend (or 'all'); default: the selected ones",
-    )  # fmt: skip
-    src.add_argument("--demo", choices=["chair"], help="segment a demo chair built from primitives")
-    src.add_argument("--parts", required=True, help='part names, e.g. "back, seat, leg, arm"')
-    src.add_argument("--category", default="", help='object name used in prompts, e.g. "chair"')
-
-    t = p.add_argument_group("teacher")
-    t.add_argument("--teacher", default=d.teacher, help="clip | owlv2 | grounding-dino | "
-                   "simulated | package.module:factory (default: %(default)s)")  # fmt: skip
-    t.add_argument("--model", default=d.model, help="model id or folder (default: %(default)s)")
-    t.add_argument("--teacher-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra keyword for the teacher factory (repeatable)")  # fmt: skip
-    t.add_argument("--ground-truth", default="",
-                   help="simulated teacher only: attribute:NAME (INT face attribute) or psb "
-                        "(NAME_labels.txt beside an OFF file), with optional renames "
-                        "psb:backsupport=back,support=seat")  # fmt: skip
-    t.add_argument("--allow-downloads", action="store_true", help="let the teacher fetch weights")
-    t.add_argument("--cache-dir", default=d.cache_dir, help="Hugging Face cache for weights")
-
-    m = p.add_argument_group("method")
-    m.add_argument("--mode", choices=MODES, default=d.mode, help="(default: %(default)s)")
-    m.add_argument("--collection", action="store_true",
-                   help="one student over all objects (pre-alignment), not one each")  # fmt: skip
-    m.add_argument("--views", type=int, default=d.num_views, help="(default: %(default)s)")
-    m.add_argument("--resolution", type=int, default=d.resolution, help="(default: %(default)s)")
-    m.add_argument("--points", type=int, default=d.num_points, help="(default: %(default)s)")
-    m.add_argument("--engine", default=d.render_engine, help="(default: %(default)s)")
-    m.add_argument("--epochs", type=int, default=d.epochs, help="(default: %(default)s)")
-    m.add_argument("--encoder", default=d.encoder, help="geometric | edgeconv")
-    m.add_argument("--seed", type=int, default=d.seed)
-    m.add_argument("--refine", action=argparse.BooleanOptionalAction, default=d.refine,
-                   help="labels follow the mesh: diffusion and a CRF over the polygon "
-                   "adjacency graph (default: %(default)s)")
-    m.add_argument("--vote-fusion", action=argparse.BooleanOptionalAction, default=d.vote_fusion,
-                   help="blend the student with each polygon's own votes (default: %(default)s)")
-    m.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
-
-    o = p.add_argument_group("output")
-    o.add_argument("--labels-out", metavar="FILE.json", help="labels of every polygon, as JSON")
-    o.add_argument("--output", metavar="FILE.blend|DIR",
-                   help="the scene as one .blend, or a .blend per object in DIR")  # fmt: skip
-    o.add_argument("--preview", metavar="FILE.png|DIR", help="a picture of each coloured result")
-    o.add_argument("--log-file", metavar="FILE", help="every message also appended to FILE")
-    return p
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.input and (args.objects or args.demo):
-        parser.error("--input cannot be combined with --objects or --demo")
-    try:
-        args.part_names = parse_part_names(args.parts)
-        args.config = PartDistillConfig(
-            num_views=args.views, resolution=args.resolution, num_points=args.points,
-            render_engine=args.engine, mode=args.mode, teacher=args.teacher, model=args.model,
-            encoder=args.encoder, epochs=args.epochs, collection=args.collection,
-            device=args.device, seed=args.seed, allow_downloads=args.allow_downloads,
-            cache_dir=args.cache_dir, refine=args.refine, vote_fusion=args.vote_fusion,
-        )  # fmt: skip
-        args.teacher_options = _parse_options(args.teacher_option)
-        # Teacher options that name configuration fields (cache_dir, clip_dense_mode, ...) are
-        # settings of the run: the early weights check must see them too.
-        fields = {f.name for f in dataclasses.fields(PartDistillConfig)}
-        args.config = args.config.replace(
-            **{k: v for k, v in args.teacher_options.items() if k in fields}
-        )
-        args.config.validate()
-    except ValueError as exc:
-        parser.error(str(exc))
-    return args
-
-
-def _parse_options(items: list[str]) -> dict:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--teacher-option {item!r}: expected KEY=VALUE")
-        try:
-            options[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key.strip()] = value
-    return options
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 
 
 def log(message: str) -> None:
@@ -146,6 +66,10 @@ def log(message: str) -> None:
 
 def log_error(message: str) -> None:
     get_logger().error(message)
+
+
+def log_warning(message: str) -> None:
+    get_logger().warning(message)
 
 
 # --- objects ----------------------------------------------------------------------------------
@@ -166,14 +90,30 @@ def _mesh_objects_of_open_file(names: list[str] | None) -> list:
     return [o for o in bpy.context.selected_objects if o.type == "MESH"]
 
 
-def _jobs(args) -> list[tuple[str, callable]]:
+def _input_files(args) -> tuple[list[str], int]:
+    """(files to run, how many the resumed manifest says are done already)."""
+    entries = list(args.input or [])
+    if args.input_list:
+        entries += read_input_list(args.input_list)
+    files, warnings = expand_inputs(entries)
+    for warning in warnings:
+        log_warning(warning)
+    if not args.resume:
+        return files, 0
+    records = manifest.read_records(args.resume)
+    files, done = manifest.still_to_do(files if entries else manifest.planned_inputs(records),
+                                       records)  # fmt: skip
+    return files, len(done)
+
+
+def _loaders(args, files: list[str]) -> list[tuple[str, callable]]:
     """(label, load) pairs; load() returns the mesh objects to segment and their source path."""
-    if args.input:
+    if args.files:
 
         def loader(path):
             return lambda: (import_mesh_file(path), path)
 
-        return [(path, loader(path)) for path in args.input]
+        return [(path, loader(path)) for path in files]
     if args.demo:
         return [("demo chair", lambda: ([build_demo_chair("Chair")], ""))]
 
@@ -191,162 +131,250 @@ def _jobs(args) -> list[tuple[str, callable]]:
 
 
 class Run:
-    """One batch run: the staged runs of its objects, their writeback, reports and tallies."""
+    """One batch run: the staged runs of its inputs, their writeback, outputs and records."""
 
     def __init__(self, args):
         self.args = args
         self.config = args.config
         self.parts = args.part_names
+        self.progress = self.interrupts = None  # set while the inputs are segmented
         self.results = []  # label records for --labels-out
-        self.failed: list[str] = []
-        self.done = 0
+        self.records: list[dict] = []  # this run's manifest records
+        self.sources: dict[str, str] = {}  # object name -> the file it came from
 
     def load_teacher(self) -> None:
         """Build the teacher before anything is rendered (when it runs in this process)."""
         compute_process.load_teacher(RunRequest([], self.parts, self.config,
                                                 self.args.teacher_options))  # fmt: skip
 
-    def stages(self, objects: list, source: str) -> StagedRun:
-        """The staged run of one input's objects (ground truth is read here), not yet rendered."""
+    def stages(self, objects: list, source: str, label: str) -> StagedRun:
+        """The staged run of one input's objects (ground truth is read here), not yet rendered;
+        ``label`` names the input in messages."""
+        self.sources.update((obj.name, source) for obj in objects)
         return StagedRun(objects, self.parts, self.config, self.args.category,
                          self.args.teacher_options, sources=[source] * len(objects),
-                         ground_truth=self.args.ground_truth)  # fmt: skip
+                         ground_truth=self.args.ground_truth,
+                         listener=self.listener(label))  # fmt: skip
 
-    def compute_and_write(self, staged: StagedRun, label: str) -> None:
+    def listener(self, label: str):
+        """A staged run's listener: logs each new stage, shows it, and is where a Ctrl+C that
+        Blender swallowed during a render is raised again."""
         last = {"stage": None}
 
         def listener(stage, fraction):
-            if stage != last["stage"] and stage != "render":
+            self.interrupts.check()
+            if stage != last["stage"]:
                 last["stage"] = stage
-                log(f"  {label}: {stage}")
+                if stage != "render":
+                    log(f"  {label}: {stage}")
+                self.progress.stage(label, stage)
 
-        staged.listener = listener
+        return listener
+
+    def record(self, label: str, objects: list, error: str = "", stages=None, scores=()) -> None:
+        """Append the manifest record of an input that has ended, and count it."""
+        # Ctrl+C reaches a compute worker too, which then fails the input: not a failure of
+        # the input, which stays unrecorded and runs again on --resume.
+        self.interrupts.check()
+        status = manifest.FAILED if error else manifest.DONE
+        if error:
+            log_error(_naming(label, error))
+        miou = float(np.mean(scores)) if len(scores) else None
+        record = manifest.input_record(label, [getattr(o, "name", o) for o in objects], status,
+                                       error, stages, miou)  # fmt: skip
+        self.records.append(record)
+        if self.args.manifest:
+            manifest.append_record(self.args.manifest, record)
+        self.progress.finished(label, status)
+
+    def compute_and_write(self, staged: StagedRun, label: str) -> dict[str, float]:
+        """Compute and write back ``staged``; returns each object's mIoU (with ground truth)."""
         staged.compute()
+        self.interrupts.check()
         staged.write_results({obj.name: obj for obj in staged.objects}, keep_evidence=False)
+        scores = {}
         for obj, result in zip(staged.objects, staged.results, strict=True):
             labelled = int((result.face_labels >= 0).sum())
             stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
             log(f"  {obj.name}: {labelled}/{len(result.face_labels)} polygons labelled ({stages})")
-            self.results.append(
-                {
-                    "name": obj.name,
-                    "parts": list(self.parts),
-                    "face_labels": result.face_labels.astype(int).tolist(),
-                    "face_confidence": [round(float(c), 4) for c in result.face_confidence],
-                }
-            )
-            self.done += 1
+            if self.args.ground_truth:
+                scores[obj.name] = self._miou(obj, result.face_labels)
+                log(f"  {obj.name}: mIoU {100 * scores[obj.name]:.1f}")
+            labels = {
+                "name": obj.name,
+                "parts": list(self.parts),
+                "face_labels": result.face_labels.astype(int).tolist(),
+                "face_confidence": [round(float(c), 4) for c in result.face_confidence],
+            }
+            if self.args.labels_out:
+                self.results.append(labels)
+            if self.args.labels_dir:
+                path = per_object_path(self.args.labels_dir, obj.name, ".json")
+                write_atomically(path, lambda p, labels=labels: p.write_text(json.dumps(labels)))
             if self.args.preview:
-                path = _per_object_path(self.args.preview, obj.name, ".png")
+                path = per_object_path(self.args.preview, obj.name, ".png")
                 render_preview_png(obj, str(path))
                 log(f"  {obj.name}: preview {path}")
+        return scores
+
+    def _miou(self, obj, predicted) -> float:
+        truth = ground_truth_for(obj, self.sources.get(obj.name, ""), self.args.ground_truth,
+                                 self.parts)  # fmt: skip
+        areas = np.empty(len(obj.data.polygons), np.float64)
+        obj.data.polygons.foreach_get("area", areas)
+        return mean_part_iou(predicted, truth, areas, len(self.parts))
 
 
-def _per_object_path(target: str, name: str, suffix: str) -> pathlib.Path:
-    target = pathlib.Path(target)
-    if target.suffix.lower() == suffix:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return target / f"{safe}{suffix}"
+def _reason(exc: Exception) -> str:
+    """An exception in words; never empty, since an empty error would read as success."""
+    return str(exc) or type(exc).__name__
 
 
-def _save_blend(path: pathlib.Path, objects=None) -> None:
-    """The whole open file as a copy (objects=None), or a file holding just these objects."""
-    if objects is None:
-        write_atomically(path, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True))
-        return
-    scene = bpy.data.scenes.new(f"PartDistill {objects[0].name}")
-    try:
-        for obj in objects:
-            scene.collection.objects.link(obj)
-        write_atomically(path, lambda p: bpy.data.libraries.write(str(p), {scene}, compress=True))
-    finally:
-        bpy.data.scenes.remove(scene)
-
-
-def _remove_objects(objects) -> None:
-    meshes = [o.data for o in objects]
-    for obj in objects:
-        bpy.data.objects.remove(obj)
-    for mesh in meshes:
-        if mesh.users == 0:
-            bpy.data.meshes.remove(mesh)
+def _naming(label: str, error: str) -> str:
+    """The error, naming its input once (importers' messages start with the file already)."""
+    return error if error.startswith(label) else f"{label}: {error}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
+    from_command_line = argv is None
+    if from_command_line:
         argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
+    # The command that resumes an interrupted run is this one with --resume.
+    command = sys.argv if from_command_line else ["batch.py", *argv]
+    if command[0].endswith(".py"):  # python batch.py, not blender ... --python batch.py
+        command = [sys.executable, *command]
     args = parse_args(argv)
+    args.command, args.argv = list(command), list(argv)
+    for path in (args.manifest, args.log_file):
+        if path:
+            pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     with file_sink(args.log_file):
         return _run(args)
 
 
 def _run(args) -> int:
-    run = Run(args)
     opened = pathlib.Path(bpy.data.filepath).resolve() if bpy.data.filepath else None
     if args.output and opened and pathlib.Path(args.output).resolve() == opened:
         log_error(f"--output {args.output} is the open file; inputs are never overwritten")
         return 2
+    run = Run(args)
     try:
         # Before any rendering: a missing model stops here and nothing is written.
         check_teacher_available(args.teacher, args.config)
-        run.load_teacher()
+        if args.jobs == 1:  # else each job loads its own
+            run.load_teacher()
+        files, skipped = _input_files(args) if args.files else ([], 0)
     except (TeacherUnavailable, ValueError, TypeError) as exc:
         log_error(str(exc))
         return 2
-
-    per_object_blend = args.output and not args.output.lower().endswith(".blend")
-    jobs = _jobs(args)
-    pending: list = []  # (label, staged run) kept for one joint student (--collection)
+    loaders = _loaders(args, files)
+    if args.manifest:
+        manifest.append_record(args.manifest, manifest.start_record(files))
+        log(f"manifest {args.manifest}: {len(loaders)} inputs to run, {skipped} done before")
     started = time.perf_counter()
-    for i, (label, load) in enumerate(jobs, 1):
-        log(f"[{i}/{len(jobs)}] {label}")
+    interrupted, unfinished = False, []
+    mode = progress_mode(args.quiet, args.verbose)
+    # The render chatter goes to the log file; without one, it stays where it always was.
+    with native_output_to(args.log_file), interrupts() as run.interrupts:
+        run.progress = Progress(len(loaders), mode)
+        try:
+            if args.jobs > 1:
+                unfinished = run_jobs(args, files, run.records, run.progress, run.interrupts)
+            else:
+                _segment(run, loaders)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            run.progress.close()
+    _write_joint_outputs(run)
+    for line in summary_lines(run.records, skipped, time.perf_counter() - started):
+        log(line)
+    for line in unfinished:
+        log_error(line)
+    if interrupted or unfinished:
+        left = len(loaders) - len(run.records)
+        if interrupted:
+            log_error(f"interrupted: {len(run.records)} inputs ended, {left} left")
+        if args.manifest:
+            again = args.command
+            if "--resume" not in again:
+                again = [*again, "--resume", args.manifest]
+            log(f"to go on: {shlex.join(again)}")
+        if interrupted:
+            return INTERRUPTED
+    done = [r for r in run.records if r["status"] == manifest.DONE]
+    return 1 if unfinished or len(done) < len(run.records) or not (done or skipped) else 0
+
+
+def _segment(run: Run, loaders) -> None:
+    """Segment every input in turn; a failure is recorded and the rest go on."""
+    args = run.args
+    per_object_blend = args.output and not args.output.lower().endswith(".blend")
+    pending: list = []  # (label, staged run, stage seconds) for one joint student (--collection)
+    for i, (label, load) in enumerate(loaders, 1):
+        run.interrupts.check()
+        log(f"[{i}/{len(loaders)}] {label}")
+        run.progress.stage(label, "import")
+        seconds, objects, clock = {}, [], time.perf_counter()
         try:
             objects, source = load()
-            staged = run.stages(objects, source)
+            seconds["import"] = time.perf_counter() - clock
+            run.progress.stage(label, "render")
+            clock = time.perf_counter()
+            staged = run.stages(objects, source, label)
             staged.render()
+            run.interrupts.check()  # a Ctrl+C during the last view is not a failed input
+            seconds["render"] = time.perf_counter() - clock
         except Exception as exc:  # a bad file is reported and skipped; the rest go on
-            log_error(f"{label}: {exc}")
-            run.failed.append(label)
+            run.record(label, objects, _reason(exc))
             continue
         if args.collection:
-            pending.append((label, staged))
+            pending.append((label, staged, seconds))
             continue
         try:
-            run.compute_and_write(staged, label)
+            clock = time.perf_counter()
+            scores = run.compute_and_write(staged, label)
+            seconds["compute"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            run.progress.stage(label, "write")
             if per_object_blend:
                 for obj in objects:
-                    _save_blend(_per_object_path(args.output, obj.name, ".blend"), [obj])
+                    save_blend(per_object_path(args.output, obj.name, ".blend"), [obj])
+            seconds["write"] = time.perf_counter() - clock
+            run.record(label, objects, stages=seconds, scores=list(scores.values()))
         except Exception as exc:
-            log_error(f"{label}: {exc}")
-            run.failed.append(label)
-        if args.input and not (args.output and not per_object_blend):
-            _remove_objects(objects)  # thousands of files: keep memory flat
+            run.record(label, objects, _reason(exc), seconds)
+        if args.files and not (args.output and not per_object_blend):
+            remove_objects(objects)  # thousands of files: keep memory flat
 
     if pending:
-        staged = StagedRun.joined([s for _, s in pending])
+        staged = StagedRun.joined([s for _, s, _ in pending], run.listener("collection"))
         log(f"one student over {len(staged.objects)} objects")
         try:
-            run.compute_and_write(staged, "collection")
+            clock = time.perf_counter()
+            scores = run.compute_and_write(staged, "collection")
             if per_object_blend:
                 for obj in staged.objects:
-                    _save_blend(_per_object_path(args.output, obj.name, ".blend"), [obj])
+                    save_blend(per_object_path(args.output, obj.name, ".blend"), [obj])
+            joint = time.perf_counter() - clock
+            for label, part, seconds in pending:
+                mine = [scores[n] for n in part.object_names if n in scores]
+                run.record(label, part.objects, stages={**seconds, "compute": joint},
+                           scores=mine)  # fmt: skip
         except Exception as exc:
-            log_error(f"collection: {exc}")
-            run.failed.extend(label for label, _ in pending)
+            for label, part, seconds in pending:
+                run.record(label, part.objects, f"collection: {_reason(exc)}", seconds)
 
-    if args.output and not per_object_blend and run.done:
-        _save_blend(pathlib.Path(args.output))
+
+def _write_joint_outputs(run: Run) -> None:
+    """The outputs that gather every object: one .blend, one labels file (also after Ctrl+C:
+    they hold what was done, written whole or not at all)."""
+    args = run.args
+    done = any(r["status"] == manifest.DONE for r in run.records)
+    if args.output and args.output.lower().endswith(".blend") and done:
+        save_blend(pathlib.Path(args.output))
         log(f"wrote {args.output}")
     if args.labels_out:
-        write_atomically(
-            args.labels_out, lambda p: p.write_text(json.dumps({"objects": run.results}))
-        )
+        text = json.dumps({"objects": run.results})
+        write_atomically(args.labels_out, lambda p: p.write_text(text))
         log(f"wrote {args.labels_out} ({len(run.results)} objects)")
-    seconds = time.perf_counter() - started
-    log(f"done: {run.done} segmented, {len(run.failed)} failed, {seconds:.1f} s")
-    for label in run.failed:
-        log(f"  failed: {label}")
-    return 1 if run.failed or not run.done else 0

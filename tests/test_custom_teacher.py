@@ -57,7 +57,8 @@ def test_the_batch_runs_the_example_teacher(tmp_path):
         "--views", "4", "--resolution", "64", "--points", "256", "--epochs", "6",
         "--labels-out", str(labels_out),
     ]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    # In tmp_path: the run writes its manifest and log in the folder it runs in.
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "done: 1 segmented, 0 failed" in run.stdout
     (result,) = json.loads(labels_out.read_text())["objects"]

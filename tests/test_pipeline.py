@@ -194,7 +194,8 @@ def test_batch_reports_a_corrupt_file_and_processes_the_others(tmp_path):
         "--ground-truth", "psb", "--views", "4", "--resolution", "64", "--points", "256",
         "--epochs", "6", "--labels-out", str(labels_out),
     ]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    # In tmp_path: the run writes its manifest and log in the folder it runs in.
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr  # one input failed
     assert "error: " + str(corrupt) in run.stdout
     assert "not a valid OFF file" in run.stdout

@@ -111,7 +111,7 @@ def test_a_failed_run_leaves_the_mesh_byte_identical(ui):
         run.report("labels", 1.0)
 
 
-def test_the_log_file_gets_the_batch_messages_the_terminal_shows(tmp_path, capsys):
+def test_the_log_file_gets_every_batch_message_the_terminal_its_summary(tmp_path, capsys):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     log_file = tmp_path / "logs" / "batch.log"
     log_file.parent.mkdir()
@@ -121,10 +121,13 @@ def test_the_log_file_gets_the_batch_messages_the_terminal_shows(tmp_path, capsy
     assert code == 0
     terminal = [line.removeprefix(TERMINAL_PREFIX) for line in capsys.readouterr().out.splitlines()
                 if line.startswith(TERMINAL_PREFIX)]  # fmt: skip
-    in_the_file = [line.split(" INFO ", 1)[1] for line in log_file.read_text().splitlines()]
+    # The file also holds Blender's own output (render chatter): only the messages are compared.
+    in_the_file = [line.split(" INFO ", 1)[1] for line in log_file.read_text().splitlines()
+                   if " INFO " in line]  # fmt: skip
     assert any(line.startswith("done: 1 segmented, 0 failed") for line in terminal)
-    assert any("rendered 2 views" in line for line in terminal)
-    assert in_the_file == terminal
+    assert any("rendered 2 views" in line for line in in_the_file)
+    assert not any("rendered 2 views" in line for line in terminal), "details: the file only"
+    assert terminal and set(terminal) <= set(in_the_file)
     get_logger().info("after the batch")  # the file sink ended with the run
     assert "after the batch" not in log_file.read_text()
 
@@ -182,7 +185,10 @@ def test_the_batch_joins_its_inputs_for_one_student(tmp_path, capsys):
                        "--labels-out", str(labels_out),
                        "--output", str(tmp_path / "out")])  # fmt: skip
     assert code == 0
-    assert "one student over 2 objects" in capsys.readouterr().out
+    assert "one student over 2 objects" in (tmp_path / "out" / "batch.log").read_text()
+    records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").open()]
+    assert [(r.get("file"), r.get("status")) for r in records[1:]] == [
+        (inputs[0], "done"), (inputs[1], "done")]  # fmt: skip
     objects = json.loads(labels_out.read_text())["objects"]
     assert [o["name"] for o in objects] == ["one", "two"]
     assert all(len(o["face_labels"]) == 6 for o in objects)
