@@ -212,7 +212,9 @@ class Run:
                 "name": obj.name,
                 "parts": list(self.parts),
                 "face_labels": result.face_labels.astype(int).tolist(),
-                "face_confidence": [round(float(c), 4) for c in result.face_confidence],
+                # Rounded in numpy: a Python loop over a million faces takes a second.
+                "face_confidence": np.round(result.face_confidence.astype(np.float64),
+                                            4).tolist(),  # fmt: skip
             }
             if self.args.labels_out:
                 self.results.append(labels)
