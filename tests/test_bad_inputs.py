@@ -14,8 +14,9 @@ Cases covered elsewhere (not repeated here):
   ``test_errors_reach_the_user_and_change_nothing``.
 
 The batch runs in this process (``batch.main``) on objects of the open file or small files.
-Disk full is faked by monkeypatching (an ENOSPC raised by the writer once it has written part
-of the file); a read-only folder is a read-only tmpfs when the tests run as root (permission
+A full disk is tested twice: faked by monkeypatching (the writer raises ENOSPC once it has
+written part of a file; runs everywhere), and for real on a 64 KiB tmpfs filled up (root only,
+else skipped). A read-only folder is a read-only tmpfs when the tests run as root (permission
 bits do not stop root), else a folder without write permission.
 """
 
@@ -591,10 +592,46 @@ def test_a_full_disk_leaves_earlier_outputs_whole_and_says_so(scene, capsys, tmp
     status, text = run_batch(capsys, "--objects", "Cube", *PARTS, *DIRECT, "--labels-dir", out,
                              "--labels-out", out / "labels.json")  # fmt: skip
     assert status == 1, text
-    assert "open file: the disk is full writing" in text
+    assert f"open file: the disk is full writing {out / 'Cube.json'}" in text
     assert "free some space, then go on with --resume MANIFEST" in text
     assert "could not write the gathered outputs: the disk is full" in text
     assert file_digests(out) == files and not list(out.glob(".*partial*"))
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real full file system: a 64 KiB tmpfs filled up (root only), holding an earlier
+    output written before it filled."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a tmpfs needs root; the monkeypatched full disk runs everywhere")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("no tmpfs can be mounted here")
+    try:
+        (folder / "Cube.json").write_text('{"name": "Cube", "before": true}')
+        filler = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            with pytest.raises(OSError, match="No space left"):
+                while True:
+                    os.write(filler, b"\0" * 4096)
+        finally:
+            os.close(filler)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_really_full_disk_fails_the_input_in_words(scene, capsys, full_disk):
+    cube()
+    files = file_digests(full_disk)
+    status, text = run_batch(capsys, "--objects", "Cube", *PARTS, *DIRECT,
+                             "--labels-dir", full_disk)  # fmt: skip
+    assert status == 1, text
+    assert f"open file: the disk is full writing {full_disk / 'Cube.json'}" in text
+    assert file_digests(full_disk) == files and not list(full_disk.glob(".*partial*"))
 
 
 # --- a batch of files -----------------------------------------------------------------------------
