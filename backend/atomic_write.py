@@ -19,6 +19,11 @@ def write_atomically(path: os.PathLike | str, write) -> None:
     try:
         write(temporary)
         os.replace(temporary, path)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        # Name the file the user asked for (a full disk's error names none, or the temporary).
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         if temporary.exists():
             temporary.unlink()

@@ -12,12 +12,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import signal
 import subprocess
 import tempfile
 
 from . import run_files
 from .config import PartDistillConfig
 from .contracts import ObjectInput, ProgressFn, Segmentation
+from .log import get_logger
+from .oom_fallback import (
+    SmallerBatches,
+    cpu_fallback_message,
+    free_gpu_memory,
+    is_out_of_memory,
+    on_the_cpu,
+)
 from .teachers import build_teacher, teacher_options_for
 
 WORKER_PATH = pathlib.Path(__file__).resolve().parent / "worker.py"
@@ -106,8 +115,30 @@ def run_compute(
         return run_in_worker(python, request, progress)
     from .pipeline import segment_collection
 
-    teacher = cached_teacher(request)
-    return segment_collection(request.objects, teacher, request.parts, request.config, progress)
+    teacher = SmallerBatches(cached_teacher(request))
+    try:
+        return segment_collection(request.objects, teacher, request.parts, request.config,
+                                  progress)  # fmt: skip
+    except Exception as exc:
+        if not is_out_of_memory(exc) or on_the_cpu(request.config.device):
+            raise
+        get_logger().warning(cpu_fallback_message(exc))
+    # Out of GPU memory in the teacher (even one view at a time) or the student: all again on
+    # the CPU, with a teacher built for it (built-in teachers read the device from config).
+    _teacher_cache.clear()
+    free_gpu_memory()
+    on_cpu = RunRequest(request.objects, request.parts, request.config.replace(device="cpu"),
+                        {k: v for k, v in request.teacher_options.items() if k != "config"})
+    teacher = SmallerBatches(cached_teacher(on_cpu))
+    return segment_collection(on_cpu.objects, teacher, on_cpu.parts, on_cpu.config, progress)
+
+
+def _signal_name(process) -> str:
+    number = -process.returncode
+    try:
+        return f"signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"signal {number}"
 
 
 def clean_environment() -> dict:
@@ -147,6 +178,13 @@ def run_in_worker(
                 raise
         if not (pathlib.Path(folder) / run_files.RESULT_JSON).exists():
             tail = log_path.read_text()[-2000:]
+            if process.returncode is not None and process.returncode < 0:  # killed by a signal
+                raise RuntimeError(
+                    f"the compute process ({python}) was killed by {_signal_name(process)} "
+                    "before it finished (the system may have run out of memory, or someone "
+                    "ended it): run the input again (--resume); if it happens again, use fewer "
+                    f"--jobs or --points\n{tail}"
+                )
             raise RuntimeError(
                 f"the compute process ({python}) stopped with code {process.returncode} "
                 f"and no result:\n{tail}"

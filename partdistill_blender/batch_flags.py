@@ -9,6 +9,7 @@ import pathlib
 
 from ..backend.config import MODES, PartDistillConfig, parse_part_names
 from .importers import SUPPORTED_EXTENSIONS
+from .input_checks import check_part_names
 
 MANIFEST_NAME, LOG_NAME = "manifest.jsonl", "batch.log"
 
@@ -115,6 +116,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.log_file = str(pathlib.Path(args.manifest).with_name(LOG_NAME))
     try:
         args.part_names = parse_part_names(args.parts)
+        check_part_names(args.part_names)
         args.config = PartDistillConfig(
             num_views=args.views, resolution=args.resolution, num_points=args.points,
             render_engine=args.engine, mode=args.mode, teacher=args.teacher, model=args.model,

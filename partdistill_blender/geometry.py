@@ -60,7 +60,14 @@ def baked_evaluated_mesh(obj, depsgraph=None) -> bpy.types.Mesh:
             bpy.data.meshes.remove(baked)
             raise ValueError(
                 f"{obj.name!r}: its modifiers drop face attributes, so faces cannot be traced "
-                "back to the object's polygons"
+                "back to the object's polygons: apply them (Object > Apply > Visual Geometry "
+                "to Mesh) or turn them off in the viewport, and run again"
+            )
+        if len(baked.polygons) == 0:  # a Mask or Weld modifier can leave nothing to see
+            bpy.data.meshes.remove(baked)
+            raise ValueError(
+                f"{obj.name!r}: its modifiers leave no faces to render: turn off the modifier "
+                "that removes them and run again"
             )
         return baked
     finally:

@@ -11,6 +11,7 @@ from ..backend.contracts import TeacherUnavailable
 from ..backend.run_stages import STAGE_NAMES
 from . import evidence, results
 from .error_messages import error_message
+from .input_checks import check_objects, check_part_names
 from .job_registry import forget_running_job, running_job, set_running_job
 from .preferences import get_preferences
 from .properties import config_from_settings, part_names
@@ -77,9 +78,8 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
         try:
             parts = part_names(settings)
             config = config_from_settings(settings, get_preferences(context))
-            empty = [o.name for o in objects if len(o.data.polygons) == 0]
-            if empty:
-                raise ValueError(f"{', '.join(empty)} has no faces to segment")
+            check_objects(objects)
+            check_part_names(parts)
             check_teacher_before_rendering(config)
             if context.mode != "OBJECT":  # edit-mode changes reach the mesh data only here
                 bpy.ops.object.mode_set(mode="OBJECT")

@@ -31,6 +31,9 @@ def object_summary(context) -> str:
     """ "Chair: 1,234 faces", with the other selected meshes counted, or why nothing can run."""
     objects = target_objects(context)
     if not objects:
+        active = context.active_object
+        if active is not None and active.type != "MESH":  # say why the button is grey
+            return f"{active.name} is a {active.type.lower()}: select a mesh object"
         return "Select a mesh object"
     faces = len(objects[0].data.polygons)
     text = f"{objects[0].name}: {faces:,} faces"

@@ -22,6 +22,7 @@ from ..backend.contracts import ObjectInfo, ObjectInput, SegmentationCancelled
 from ..backend.log import get_logger
 from ..backend.run_stages import RunRequest, overall_progress
 from .ground_truth import simulated_teacher_truth
+from .input_checks import check_objects, check_part_names
 
 
 class StagedRun:
@@ -30,13 +31,17 @@ class StagedRun:
     ``sources`` (one per object: the file it came from) and ``ground_truth`` (the batch's
     ``--ground-truth``) say where the simulated teacher's labels are; ``listener(stage,
     fraction)`` hears the progress too. Ground truth is read here, before anything is
-    rendered: a mesh without it fails at once (ValueError).
+    rendered: a mesh without it fails at once (ValueError), as do the objects and the part
+    names that ``input_checks`` refuses.
     """
 
     def __init__(self, objects, parts: list[str], config: PartDistillConfig, category: str = "",
                  teacher_options: dict | None = None, *, sources=None, ground_truth: str = "",
                  listener=None):  # fmt: skip
         self.objects = list(objects)
+        # Unusable objects and part names are refused here, before anything is rendered.
+        check_objects(self.objects)
+        check_part_names(list(parts))
         self.object_names = [obj.name for obj in self.objects]
         self.request = RunRequest([], parts, config, teacher_options or {})
         self.parts, self.config = self.request.parts, config

@@ -18,6 +18,7 @@ import importlib
 from ..config import PartDistillConfig
 from ..contracts import TeacherUnavailable
 from .models import DEFAULT_MODELS, OPEN_CLIP_PREFIX, model_for_teacher, resolve_model
+from .weights_check import check_model_folder
 
 BUILTIN_TEACHERS = {
     "clip": "clip:clip_teacher",
@@ -87,7 +88,9 @@ def check_teacher_available(spec: str, config: PartDistillConfig) -> None:
 
             check_open_clip(name, config)
         else:
-            resolve_model(name, config)
+            resolved = resolve_model(name, config)
+            # Whole weights of the right kind, read from the headers only (loads nothing).
+            check_model_folder(spec, resolved.location, name)
         return
     if spec in BUILTIN_TEACHERS:
         return
