@@ -23,7 +23,8 @@ POLL_S = 0.2
 # Flags of this process a job gets its own value of (or none), with how many values they take
 # ("+": every value up to the next flag).
 OWN_FLAGS = {"--jobs": 1, "--input": "+", "--input-list": 1, "--resume": 1, "--manifest": 1,
-             "--log": 1, "--log-file": 1, "--quiet": 0, "--verbose": 0}  # fmt: skip
+             "--log": 1, "--log-file": 1, "--quiet": 0, "--verbose": 0, "--executor": 1,
+             "--address": 1}  # fmt: skip
 
 
 def without_own_flags(argv: list[str]) -> list[str]:
