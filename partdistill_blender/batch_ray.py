@@ -15,10 +15,10 @@ their own log (``manifest.ray/workerK.log``) themselves, so on a cluster every p
 storage that every node sees, at the same path, and so must this checkout.
 
 A worker process that dies (killed, out of memory, a crash inside Blender) is restarted by Ray
-(``MAX_RESTARTS``), which loads its teacher again; the input it was on is handed out again,
-and recorded failed once it has killed ``TRIES`` workers. Ctrl+C: no more inputs are handed
-out, the actors are ended, and the inputs they were on stay unrecorded (they run again on
-``--resume``).
+(``MAX_RESTARTS``), which loads its teacher again, and runs the input it was on again
+(``TASK_RETRIES``); an input that kills its worker that often is recorded failed. Ctrl+C: no
+more inputs are handed out, the actors are ended, and the inputs they were on stay
+unrecorded (they run again on ``--resume``).
 
 Ray is a dependency of this batch tool only (``requirements-batch.txt``), never of the
 extension: nothing imports this module unless ``--executor ray`` is given.
@@ -41,7 +41,9 @@ POLL_S = 0.2
 _RAN = [False]  # whether run_ray started Ray workers in this process (see exit_after_ray)
 RAY_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU"}  # an actor's options -> cluster resources
 MAX_RESTARTS = 3  # per actor: Ray starts a dead worker process again this often
-TRIES = 2  # an input whose worker died this often is recorded failed, not handed out again
+# A call whose worker process died runs again this often, in the restarted process; an input
+# that still kills it is recorded failed.
+TASK_RETRIES = 1
 
 
 def import_ray():
@@ -97,7 +99,8 @@ def _worker_class(ray, resources: dict):
             self.batch._segment(self.run, self.batch._loaders(self.args, [path]))
             return self.run.records[before:], os.getpid()
 
-    return ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=0, **resources)(BatchWorker)
+    options = {"max_restarts": MAX_RESTARTS, "max_task_retries": TASK_RETRIES, **resources}
+    return ray.remote(**options)(BatchWorker)
 
 
 def exit_after_ray(code: int) -> None:
@@ -143,7 +146,7 @@ def run_ray(args, files: list[str], records: list[dict], progress, interrupts) -
     cluster = ray.cluster_resources()
     room = min(int(cluster.get(RAY_NAMES[k], 0)) for k in resources)
     count = max(1, min(args.jobs or room, room, len(files)))
-    if args.jobs and args.jobs > count:
+    if args.jobs and args.jobs > room:
         log.warning(f"--jobs {args.jobs}: {count} Ray workers (the cluster has room for {room})")
     worker = _worker_class(ray, resources)
     _RAN[0] = True
@@ -166,13 +169,14 @@ def run_ray(args, files: list[str], records: list[dict], progress, interrupts) -
 
 
 def _hand_out(ray, args, files, records, progress, interrupts, actors, pids) -> None:
-    """Give each idle actor the next input until every input has a record."""
+    """Give each idle actor the next input until every input has a record (or no actor is
+    left)."""
     log = get_logger()
     pending = collections.deque(files)
-    deaths = collections.Counter()  # input -> how many workers died on it
     idle = list(range(len(actors)))
+    alive = len(actors)
     in_flight = {}  # object ref -> (actor index, input)
-    while pending or in_flight:
+    while (pending and alive) or in_flight:
         if interrupts.requested:
             raise KeyboardInterrupt  # the caller's finally ends the actors
         while pending and idle:
@@ -183,28 +187,39 @@ def _hand_out(ray, args, files, records, progress, interrupts, actors, pids) -> 
         ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
         for ref in ready:
             k, path = in_flight.pop(ref)
-            idle.append(k)
             try:
                 new, pid = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
-                # The worker process died on this input: once may be the machine (killed,
-                # out of memory elsewhere), TRIES times is the input.
-                deaths[path] += 1
-                reason = f"its Ray worker process died {deaths[path]} times on it"
-                log.warning(f"ray worker {k + 1} ended while segmenting {path}; "
-                            f"{'handing it out again' if deaths[path] < TRIES else 'failed'}"
-                            f" ({type(exc).__name__})")  # fmt: skip
-                if deaths[path] < TRIES:
-                    pending.appendleft(path)
-                    continue
+                # Ray restarted the worker and ran the input again in it (TASK_RETRIES): an
+                # input that ends its worker process this often is the input's fault.
+                log.warning(f"ray worker {k + 1} ended twice while segmenting {path} "
+                            f"({type(exc).__name__}): failed")  # fmt: skip
+                reason = f"its Ray worker process died {1 + TASK_RETRIES} times on it"
                 new = [manifest.input_record(path, [], manifest.FAILED, reason)]
+                if _still_there(ray, actors[k]):
+                    idle.append(k)
+                else:
+                    alive -= 1
+                    log.error(f"ray worker {k + 1} is gone ({MAX_RESTARTS} restarts)")
             except ray.exceptions.RayTaskError as exc:  # a fault of the batch, not the input
+                idle.append(k)
                 new = [manifest.input_record(path, [], manifest.FAILED, str(exc.cause or exc))]
             else:
-                if pids.get(k + 1) != pid:
+                idle.append(k)
+                if pids.get(k + 1) != pid:  # a new process: the old one died on an input
+                    log.warning(f"ray worker {k + 1}: restarted as pid {pid} (pid "
+                                f"{pids.get(k + 1)} ended); {path} ran again in it")  # fmt: skip
                     pids[k + 1] = pid
-                    log.info(f"ray worker {k + 1}: restarted, pid {pid}")
             for record in new:
                 manifest.append_record(args.manifest, record)
                 records.append(record)
                 progress.finished(record["file"], record["status"])
+
+
+def _still_there(ray, actor) -> bool:
+    """Whether ``actor`` answers (after a restart, if Ray had one left for it)."""
+    try:
+        ray.get(actor.pid.remote())
+    except ray.exceptions.RayActorError:
+        return False
+    return True
