@@ -64,15 +64,18 @@ def _worker_class(ray, resources: dict):
 
         def __init__(self, root: str, flags: list[str], log_file: str):
             import contextlib
+            import importlib
             import sys
 
             sys.path.insert(0, root)
             import load_repo
 
             load_repo.load()
-            from partdistill.backend.log import file_sink
-            from partdistill.partdistill_blender import batch
-            from partdistill.partdistill_blender.batch_console import Interrupts, Progress
+            # The worker process runs the batch as a --jobs process runs batch.py: by name, at
+            # run time, not as an import of this module (batch imports this one).
+            batch = importlib.import_module("partdistill.partdistill_blender.batch")
+            console = importlib.import_module("partdistill.partdistill_blender.batch_console")
+            file_sink = importlib.import_module("partdistill.backend.log").file_sink
 
             self.batch = batch
             args = batch.parse_args([*flags, "--quiet"])
@@ -82,8 +85,8 @@ def _worker_class(ray, resources: dict):
             self.exit = contextlib.ExitStack()
             self.exit.enter_context(file_sink(log_file))
             self.run = batch.Run(args)
-            self.run.progress = Progress(0, "none")
-            self.run.interrupts = Interrupts()  # never set: the driver ends workers instead
+            self.run.progress = console.Progress(0, "none")
+            self.run.interrupts = console.Interrupts()  # never set: the driver ends workers instead
             self.run.load_teacher()
 
         def pid(self) -> int:
