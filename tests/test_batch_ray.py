@@ -84,3 +84,26 @@ def test_a_worker_killed_mid_run_leaves_every_input_recorded_once(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     after = _input_records(path)[len(records) :]
     assert [(r["file"], r["status"]) for r in after] == [(str(broken), "done")]
+
+
+def test_ctrl_c_from_a_terminal_ends_the_workers_and_says_how_to_go_on(tmp_path):
+    pytest.importorskip("ray")
+    inputs = [_cube(tmp_path / "data" / f"shape_{i}.off") for i in range(5)]
+    path = tmp_path / "manifest.jsonl"
+    command = [sys.executable, BATCH, "--input", str(tmp_path / "data"), *SMALL_RUN,
+               "--mode", "forward", "--epochs", "8", "--executor", "ray", "--jobs", "2",
+               "--manifest", str(path)]  # fmt: skip
+    # A session of its own: Ctrl+C in a terminal reaches the whole process group at once.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=tmp_path, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
+    while not _input_records(path) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(POLL_S)
+    os.killpg(process.pid, signal.SIGINT)
+    out_text, err_text = process.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+    assert process.returncode == 130, out_text + err_text
+    assert all(isinstance(json.loads(line), dict) for line in path.read_text().splitlines())
+    records = _input_records(path)
+    assert 1 <= len(records) < len(inputs) and all(r["status"] == "done" for r in records)
+    assert f"--resume {path}" in out_text
