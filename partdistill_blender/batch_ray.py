@@ -135,6 +135,8 @@ def run_ray(args, files: list[str], records: list[dict], progress, interrupts) -
     run's manifest as they end; returns lines for inputs that ended without a record (none
     unless the cluster went away). Raises KeyboardInterrupt once the workers are ended, when
     Ctrl+C came."""
+    if not files:  # a resumed run with nothing left: no cluster to start
+        return []
     ray = import_ray()
     log = get_logger()
     started_here = not ray.is_initialized()
@@ -159,7 +161,10 @@ def run_ray(args, files: list[str], records: list[dict], progress, interrupts) -
     pids = {}
     try:
         for k, actor in enumerate(actors, 1):
-            pids[k] = ray.get(actor.pid.remote())
+            try:  # the constructor ran: Blender imported, the teacher loaded
+                pids[k] = ray.get(actor.pid.remote())
+            except ray.exceptions.RayActorError as exc:
+                return [f"ray worker {k} could not start: {exc}"]
             log.info(f"ray worker {k}: pid {pids[k]}, log {folder / f'worker{k}.log'}")
         _hand_out(ray, args, files, records, progress, interrupts, actors, pids)
     finally:
