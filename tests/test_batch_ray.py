@@ -63,7 +63,8 @@ def test_a_worker_killed_mid_run_leaves_every_input_recorded_once(tmp_path):
     assert sorted(files) == sorted([*inputs, str(broken)]), "each input recorded, none twice"
     status = {r["file"]: r["status"] for r in records}
     assert status[str(broken)] == "failed" and all(status[f] == "done" for f in inputs), [
-        (r["file"][-11:], r["status"], r["error"]) for r in records]
+        (r["file"][-11:], r["status"], r["error"]) for r in records
+    ]
     log_text = log.read_text(errors="replace")
     # The kill caught worker 1 on an input, which its restarted process then segmented.
     restarted = re.findall(r"ray worker 1: restarted as pid (\d+) \(pid (\d+) ended\)", log_text)
