@@ -28,7 +28,10 @@ if __package__ in (None, ""):
     from partdistill.partdistill_blender.batch import main as _main
 
     if __name__ == "__main__":
-        sys.exit(_main())
+        from partdistill.partdistill_blender.batch_ray import exit_after_ray
+
+        exit_after_ray(code := _main())  # returns where Ray did not run
+        sys.exit(code)
 else:
     import bpy
     import numpy as np
@@ -52,6 +55,7 @@ else:
     from .batch_inputs import expand_inputs, read_input_list
     from .batch_jobs import run_jobs
     from .batch_outputs import per_object_path, remove_objects, save_blend
+    from .batch_ray import run_ray
     from .demo import build_demo_chair, render_preview_png
     from .ground_truth import ground_truth_for
     from .importers import import_mesh_file
@@ -276,7 +280,7 @@ def _run(args) -> int:
     try:
         # Before any rendering: a missing model stops here and nothing is written.
         check_teacher_available(args.teacher, args.config)
-        if args.jobs == 1:  # else each job loads its own
+        if args.jobs == 1 and args.executor == "local":  # else each job loads its own
             run.load_teacher()
         files, skipped = _input_files(args) if args.files else ([], 0)
     except (TeacherUnavailable, ValueError, TypeError) as exc:
@@ -293,7 +297,9 @@ def _run(args) -> int:
     with native_output_to(args.log_file), interrupts() as run.interrupts:
         run.progress = Progress(len(loaders), mode)
         try:
-            if args.jobs > 1:
+            if args.executor == "ray":
+                unfinished = run_ray(args, files, run.records, run.progress, run.interrupts)
+            elif args.jobs > 1:
                 unfinished = run_jobs(args, files, run.records, run.progress, run.interrupts)
             else:
                 _segment(run, loaders)

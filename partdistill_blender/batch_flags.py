@@ -8,6 +8,7 @@ import dataclasses
 import pathlib
 
 from ..backend.config import MODES, PartDistillConfig, parse_part_names
+from .batch_ray import import_ray
 from .importers import SUPPORTED_EXTENSIONS
 from .input_checks import check_part_names
 
@@ -83,9 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--log", "--log-file", dest="log_file", metavar="FILE",
                    help="every message and Blender's render output, appended (default: "
                         f"{LOG_NAME} beside the manifest)")  # fmt: skip
-    o.add_argument("--jobs", type=int, default=1, metavar="N",
+    o.add_argument("--jobs", type=int, metavar="N",
                    help="segment the input files in N processes, each with its own teacher "
-                        "(default: %(default)s)")  # fmt: skip
+                        "(default: 1; with --executor ray one per CPU of the cluster)"
+                   )  # fmt: skip
+    o.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where the jobs run: processes here, or the workers of a Ray cluster "
+                        "(pip install -r requirements-batch.txt) (default: %(default)s)"
+                   )  # fmt: skip
+    o.add_argument("--address", metavar="HOST:PORT",
+                   help="with --executor ray: the cluster's head node (default: a Ray "
+                        "cluster on this machine, started for the run)")  # fmt: skip
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     o.add_argument("--verbose", action="store_true",
                    help="every message on the terminal too (no progress bar)")  # fmt: skip
@@ -99,12 +108,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.files and (args.objects or args.demo):
         parser.error("--input, --input-list and --resume cannot be combined with --objects or "
                      "--demo")  # fmt: skip
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         parser.error("--jobs takes a number of processes, 1 or more")
+    ray = args.executor == "ray"
+    if args.address and not ray:
+        parser.error("--address is the Ray cluster's: it goes with --executor ray")
+    if not ray:
+        args.jobs = args.jobs or 1
     gathered = args.collection or args.labels_out or str(args.output).lower().endswith(".blend")
-    if args.jobs > 1 and (not args.files or gathered):
-        parser.error("--jobs works on input files, each object on its own: not with --objects, "
-                     "--demo, --collection, --labels-out or --output FILE.blend")  # fmt: skip
+    if (ray or args.jobs > 1) and (not args.files or gathered):
+        parser.error("--jobs and --executor ray work on input files, each object on its own: "
+                     "not with --objects, --demo, --collection, --labels-out or --output "
+                     "FILE.blend")  # fmt: skip
+    if ray:
+        try:
+            import_ray()
+        except ImportError as exc:
+            parser.error(str(exc))
     if args.resume and not pathlib.Path(args.resume).is_file():
         parser.error(f"--resume {args.resume}: no such manifest")
     args.manifest = args.manifest or args.resume

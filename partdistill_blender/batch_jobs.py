@@ -9,6 +9,7 @@ their own: a terminal's Ctrl+C reaches them once, through here.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import signal
 import subprocess
@@ -23,7 +24,8 @@ POLL_S = 0.2
 # Flags of this process a job gets its own value of (or none), with how many values they take
 # ("+": every value up to the next flag).
 OWN_FLAGS = {"--jobs": 1, "--input": "+", "--input-list": 1, "--resume": 1, "--manifest": 1,
-             "--log": 1, "--log-file": 1, "--quiet": 0, "--verbose": 0}  # fmt: skip
+             "--log": 1, "--log-file": 1, "--quiet": 0, "--verbose": 0, "--executor": 1,
+             "--address": 1}  # fmt: skip
 
 
 def without_own_flags(argv: list[str]) -> list[str]:
@@ -56,7 +58,8 @@ def job_command(flags: list[str]) -> list[str]:
 class Job:
     """One batch process on its share of the inputs."""
 
-    def __init__(self, folder: pathlib.Path, number: int, files: list[str], flags: list[str]):
+    def __init__(self, folder: pathlib.Path, number: int, files: list[str], flags: list[str],
+                 threads: int = 0):  # fmt: skip
         self.files = files
         self.list = folder / f"job{number}.txt"
         self.manifest = folder / f"job{number}.jsonl"
@@ -69,7 +72,7 @@ class Job:
                                str(self.manifest), "--log", str(self.log), "--quiet"])  # fmt: skip
         with open(self.out, "ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL,
+                                            stdin=subprocess.DEVNULL, env=_job_env(threads),
                                             start_new_session=True)  # fmt: skip
 
     def new_records(self) -> list[dict]:
@@ -88,7 +91,8 @@ def run_jobs(args, files: list[str], records: list[dict], progress, interrupts) 
     folder.mkdir(parents=True, exist_ok=True)
     flags = without_own_flags(args.argv)
     shares = [files[k :: args.jobs] for k in range(args.jobs)]
-    jobs = [Job(folder, k, share, flags) for k, share in enumerate(shares, 1) if share]
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    jobs = [Job(folder, k, share, flags, threads) for k, share in enumerate(shares, 1) if share]
     stopped = False
     try:
         while True:
@@ -114,6 +118,17 @@ def run_jobs(args, files: list[str], records: list[dict], progress, interrupts) 
                   f"{len(job.files)} inputs (its output: {job.out})"
                   for k, job in enumerate(jobs, 1) if job.read < len(job.files)]  # fmt: skip
     return unfinished
+
+
+def _job_env(threads: int) -> dict[str, str]:
+    """This process's environment, with ``threads`` compute threads per job unless the caller
+    chose: N jobs each with torch's default of one thread per core would run N times as many
+    threads as there are cores, and lose time to switching (measured below 1.4x for --jobs 2
+    on 2 cores; Ray's one-thread workers ran twice as fast as one default job)."""
+    env = dict(os.environ)
+    if threads:
+        env.setdefault("OMP_NUM_THREADS", str(threads))
+    return env
 
 
 def _stop(jobs: list[Job]) -> None:
