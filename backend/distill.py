@@ -21,6 +21,7 @@ from .contracts import KnowledgeUnits, ProgressFn
 from .labels import group_by_key
 from .rescore import consensus_scores, unit_trust
 from .student import Student, knn_indices
+from .view_reliability import view_reliability_posterior
 
 
 @dataclass
@@ -191,6 +192,7 @@ class _Shape:
             trust = 1.0 if self.unit_weights is None else self.unit_weights
             self.unit_weights = self.consensus * trust
         self.one_per_view = config.one_vote_per_view
+        self.reliability = config if config.view_reliability else None
         self.set_scores(None)
         self.neighbours = self.query_index = self.query_weight = None
         if config.encoder == "edgeconv":
@@ -202,11 +204,27 @@ class _Shape:
             self.query_index = torch.from_numpy(idx).to(device)
             self.query_weight = torch.from_numpy(w / w.sum(1, keepdims=True)).float().to(device)
 
-    def set_scores(self, scores):
+    def set_scores(self, scores, start=None):
+        """Targets from the units' scores (None: the teacher's confidences), or with
+        config.view_reliability from the views' confusions (start: the student's (N, R)
+        probabilities in backward distillation), blended by config.reliability_weight."""
         targets, coverage = unit_targets(
             self.data.units, self.num_parts, scores, self.unit_weights, self.one_per_view
         )
-        self.targets = torch.from_numpy(targets).to(self.device)
+        if self.reliability is not None:
+            config = self.reliability
+            rounds = (
+                config.reliability_rounds if start is None else config.reliability_backward_rounds
+            )
+            posterior, covered, _ = view_reliability_posterior(
+                self.data.units, self.num_parts, rounds, config.reliability_smoothing, start,
+            )  # fmt: skip
+            # The vote's targets per point (their mean over its units) beside the posterior.
+            votes = targets / np.maximum(coverage, 1)[:, None]
+            weight = config.reliability_weight
+            targets = (weight * posterior + (1 - weight) * votes) * covered[:, None]
+            coverage = covered.astype(np.float32)
+        self.targets = torch.from_numpy(targets.astype(np.float32)).to(self.device)
         self.coverage = torch.from_numpy(coverage).to(self.device)
 
 
@@ -287,10 +305,11 @@ def train_student(
             backward_epoch = epoch + 1
             with torch.no_grad():
                 for i, s in enumerate(shapes):
-                    parts = _point_logits(student, s).argmax(dim=1).cpu().numpy()
+                    logits = _point_logits(student, s)
+                    parts = logits.argmax(dim=1).cpu().numpy()
                     scores_after[i] = _backward_scores(s, parts, config)
                     s.unit_weights = None  # the new scores take the consensus into account
-                    s.set_scores(scores_after[i])
+                    s.set_scores(scores_after[i], _probabilities(logits))
 
     with torch.no_grad():
         query_probs = [_probabilities(_query_logits(student, s)) for s in shapes]

@@ -3,6 +3,7 @@
     python benchmarks/bench_robustness.py                       # default matrix
     python benchmarks/bench_robustness.py --full --profiles mix  # all 38 meshes, 3 seeds, in parts
     python benchmarks/bench_robustness.py --ablate               # each choice of the method off
+    python benchmarks/bench_robustness.py --candidates           # measured alternatives, not on
 
 Renders every PSB dev mesh once with Blender (bpy module) and caches its views on disk
 (``out/bench_cache``), then, for every error profile of the simulated teacher
@@ -313,6 +314,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=0, help="teacher seeds (0, 1, ...)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--ablate", action="store_true", help="also run each ablation")
+    parser.add_argument("--candidates", action="store_true",
+                        help="also run each measured alternative not on by default")  # fmt: skip
     parser.add_argument("--no-speed", action="store_true", help="skip the Chair 101 timing")
     parser.add_argument("--render-only", action="store_true", help="fill the view cache, stop")
     args = parser.parse_args()
@@ -329,6 +332,10 @@ def main() -> int:
         return 0
 
     extra = ablations() if args.ablate else {}
+    if args.candidates:
+        from partdistill.backend.config import METHOD_CANDIDATES
+
+        extra.update(METHOD_CANDIDATES)
     run_names = ["direct", "forward", "distill", *extra]
     tasks = []
     for path in paths:

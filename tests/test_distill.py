@@ -184,3 +184,38 @@ def test_a_unit_over_its_whole_view_is_trusted_less():
     weights = whole_view_weights(units, start=0.6, floor=0.3)
     # 90 % of its view: 1 - 0.7 x (0.9 - 0.6) / 0.4; 10 %: untouched; the whole view: floor.
     np.testing.assert_allclose(weights, [1 - 0.7 * 0.75, 1.0, 0.3], rtol=1e-6)
+
+
+class _TwoViewsFailWhole(_PlantedTeacher):
+    """Views 0 and 1 say "b" over the whole plane, confidently; views 2 and 3 are right but
+    less sure. Summed, "b" wins part a's half (2 x 0.95 against 2 x 0.7)."""
+
+    def predict(self, views):
+        out = []
+        for i, view in enumerate(views):
+            probs = np.zeros((*view.face_ids.shape, 2), np.float32)
+            if i < 2:
+                probs[:] = [0.05, 0.95]
+            else:
+                right = np.arange(view.face_ids.shape[1]) >= view.face_ids.shape[1] // 2
+                probs[:, ~right] = [0.7, 0.3]
+                probs[:, right] = [0.3, 0.7]
+            probs[view.face_ids < 0] = 0
+            out.append(probs)
+        return out
+
+
+def test_views_that_say_one_part_everywhere_are_read_through_their_confusions():
+    planes = [(0.0, 1.0, 1.0, 0.0)]
+    geometry = grid_planes(24, planes)
+    views = [top_view(24, planes, 128)] * 4
+    truth = (polygon_centres_x(geometry) > 0.5).astype(int)
+    config = PartDistillConfig(num_points=1024, epochs=15, steps_per_epoch=8, seed=0)
+    plain = segment(geometry, views, _TwoViewsFailWhole(), ["a", "b"], config)
+    read = segment(geometry, views, _TwoViewsFailWhole(), ["a", "b"],
+                   config.replace(view_reliability=True))  # fmt: skip
+    # Baseline: the summed vote paints part a "b"; about half the faces are wrong.
+    assert (plain.face_labels == truth).mean() < 0.75
+    # The polygons' own summed votes still enter in vote fusion and take the faces along the
+    # boundary, where the student is least sure (0.92 measured).
+    assert (read.face_labels == truth).mean() > 0.9
