@@ -16,6 +16,12 @@ SUBPROCESS_TIMEOUT_S = 600
 POLL_S = 0.05
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """The batch heeds Ctrl+C only where SIGINT is not ignored (under nohup it is, and a
+    child inherits that): start it as from a terminal, whatever ran the tests."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_without_ray_the_executor_stops_before_any_work(tmp_path, monkeypatch, capsys):
     from partdistill.partdistill_blender import batch
 
@@ -96,7 +102,8 @@ def test_ctrl_c_from_a_terminal_ends_the_workers_and_says_how_to_go_on(tmp_path)
                "--manifest", str(path)]  # fmt: skip
     # A session of its own: Ctrl+C in a terminal reaches the whole process group at once.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=tmp_path, start_new_session=True)  # fmt: skip
+                               text=True, cwd=tmp_path, start_new_session=True,
+                               preexec_fn=_sigint_as_at_a_terminal)  # fmt: skip
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
     while not _input_records(path) and time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()

@@ -41,6 +41,12 @@ def _input_records(path) -> list[dict]:
     return [r for r in manifest.read_records(path) if r["event"] == manifest.INPUT]
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """The batch heeds Ctrl+C only where SIGINT is not ignored (under nohup it is, and a
+    child inherits that): start it as from a terminal, whatever ran the tests."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_folders_globs_and_list_files_expand_to_each_mesh_once(tmp_path):
     a = _cube(tmp_path / "set" / "a.off")  # with a_labels.txt beside it: not a mesh
     b = _cube(tmp_path / "set" / "deep" / "b.off")
@@ -134,7 +140,8 @@ def test_ctrl_c_leaves_whole_lines_and_says_how_to_go_on(tmp_path, jobs):
                "--mode", "forward", "--epochs", "3", "--manifest", str(path),
                "--jobs", jobs]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=tmp_path)  # fmt: skip
+                               text=True, cwd=tmp_path,
+                               preexec_fn=_sigint_as_at_a_terminal)  # fmt: skip
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
     jobs_started = tmp_path / "manifest.jobs"  # each job's manifest opens as its loop starts
 
