@@ -124,10 +124,12 @@ class PartDistillConfig:
     # Measured (20 shapes, teacher seed 0, gain over direct / worst shape): at weight 0.5
     # missed +16.2 / -1.9, bleeding +12.9 / -0.7, mix-strong +13.0 / -1.4, box-mix +17.2 / -6.4,
     # whole-view +20.2 / -1.7, box-default +19.7 / +3.8, box-leaking +27.6 / +1.4, speckle
-    # +11.5 / -2.6 (+17.3 over these 8 profiles; every category +11.5 or more), where today's
-    # default misses the bar on missed (-12.4 on Table 141), bleeding and mix-strong (means +8.0
-    # and +8.9) and box-mix (-8.8). Off until the default matrix's second seed and the other
-    # five profiles are measured with it (the next step of issue 9). At weight 1 (the
+    # +11.5 / -2.6 (+17.3 over these 8 profiles; every category +11.5 or more), default
+    # +16.3 / +4.3, confusion +14.7 / +2.8, overconfident +18.8 / +4.1, hallucination
+    # +12.3 / +0.4, mix +17.8 / +4.4: 12 of 13 profiles meet the bar, where today's default
+    # misses it on missed (-12.4 on Table 141), bleeding and mix-strong (means +8.0 and +8.9)
+    # and box-mix (-8.8). Off until the default matrix's second seed is measured with it and
+    # test_pipeline passes with it (the next step of issue 9). At weight 1 (the
     # confusions alone): box-default's Cup 22 fell to -16.2 and whole-view's Fish 222 to -9.8
     # (overlapping boxes split a view's say; a handle inside the body's box reads as body),
     # and test_pipeline's speckled chair lost 0.08 of the leg's IoU. Reading the polygons'

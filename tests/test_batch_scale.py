@@ -106,7 +106,12 @@ def test_a_batch_with_a_corrupt_file_then_resumed(tmp_path):
     # The terminal: no render chatter, the summary with the failed file and its reason.
     terminal = run.stdout + run.stderr
     assert "Fra:" not in terminal
-    assert "Fra:" in (out / "batch.log").read_text()
+    import bpy
+
+    # Blender 4.x prints a "Fra:" line per render step; the bpy 5.0 module prints none. Where
+    # they are printed they must land in the log (so the check above is not empty there).
+    if bpy.app.version < (5, 0, 0):
+        assert "Fra:" in (out / "batch.log").read_text()
     assert "done: 2 segmented, 1 failed" in run.stdout
     assert f"failed: {broken}: not a valid OFF file" in run.stdout
     assert "skipped 2 files that are not meshes" in terminal  # the labels files
