@@ -59,7 +59,7 @@ def view_reliability_posterior(
     start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dawid-Skene over the views: posterior (N, R) float32, covered (N,) bool and the views'
-    confusions (V, R, R) of the last round (``estimate_confusions``).
+    confusions (V, R, R) against that posterior (``estimate_confusions``).
 
     start (N, R): the first belief (the student's probabilities in backward distillation);
     by default each point's vote shares. Points no view covers keep a uniform row; ``covered``
@@ -76,9 +76,9 @@ def view_reliability_posterior(
     posterior = np.where(covered[:, None], posterior, 1.0 / num_parts)
     confusions = estimate_confusions(said, posterior, smoothing)
     for _ in range(rounds):
-        confusions = estimate_confusions(said, posterior, smoothing)
         log_like = label_log_likelihood(said, confusions)
         log_like -= log_like.max(axis=1, keepdims=True)
         posterior = np.exp(log_like)
         posterior /= posterior.sum(axis=1, keepdims=True)
+        confusions = estimate_confusions(said, posterior, smoothing)
     return posterior.astype(np.float32), covered, confusions
