@@ -103,12 +103,19 @@ class _PlantedTeacher:
         return out
 
 
-def test_planted_wrong_unit_is_scored_down_and_overruled():
+def _four_top_views_of_a_plane():
+    """A plane of 24 x 24 quads seen by the same top camera four times; part a is x < 0.5.
+    Returns geometry, views, truth (P,) and a small student's config."""
     planes = [(0.0, 1.0, 1.0, 0.0)]
     geometry = grid_planes(24, planes)
     views = [top_view(24, planes, 128)] * 4
     truth = (polygon_centres_x(geometry) > 0.5).astype(int)
     config = PartDistillConfig(num_points=1024, epochs=15, steps_per_epoch=8, seed=0)
+    return geometry, views, truth, config
+
+
+def test_planted_wrong_unit_is_scored_down_and_overruled():
+    geometry, views, truth, config = _four_top_views_of_a_plane()
     result = segment(geometry, views, _PlantedTeacher(), ["a", "b"], config, ObjectInfo())
     before, after = result.unit_scores_before, result.unit_scores_after
     planted = int(np.argmax(before))  # the most confident unit (0.95) is the planted one
@@ -206,11 +213,7 @@ class _TwoViewsFailWhole(_PlantedTeacher):
 
 
 def test_views_that_say_one_part_everywhere_are_read_through_their_confusions():
-    planes = [(0.0, 1.0, 1.0, 0.0)]
-    geometry = grid_planes(24, planes)
-    views = [top_view(24, planes, 128)] * 4
-    truth = (polygon_centres_x(geometry) > 0.5).astype(int)
-    config = PartDistillConfig(num_points=1024, epochs=15, steps_per_epoch=8, seed=0)
+    geometry, views, truth, config = _four_top_views_of_a_plane()
     plain = segment(geometry, views, _TwoViewsFailWhole(), ["a", "b"], config)
     read = segment(geometry, views, _TwoViewsFailWhole(), ["a", "b"],
                    config.replace(view_reliability=True))  # fmt: skip
