@@ -14,9 +14,13 @@ REASON = (
 
 
 def _stopped_at_torch(excinfo) -> bool:
-    return excinfo is not None and excinfo.errisinstance(ModuleNotFoundError) and (
-        getattr(excinfo.value, "name", None) == "torch"
-        or str(excinfo.value).startswith("No module named 'torch")
+    return (
+        excinfo is not None
+        and excinfo.errisinstance(ModuleNotFoundError)
+        and (
+            getattr(excinfo.value, "name", None) == "torch"
+            or str(excinfo.value).startswith("No module named 'torch")
+        )
     )
 
 

@@ -309,7 +309,8 @@ def train_student(
                     parts = logits.argmax(dim=1).cpu().numpy()
                     scores_after[i] = _backward_scores(s, parts, config)
                     s.unit_weights = None  # the new scores take the consensus into account
-                    s.set_scores(scores_after[i], _probabilities(logits))
+                    start = _probabilities(logits) if s.reliability is not None else None
+                    s.set_scores(scores_after[i], start)
 
     with torch.no_grad():
         query_probs = [_probabilities(_query_logits(student, s)) for s in shapes]

@@ -15,13 +15,20 @@ import numpy as np
 from .contracts import KnowledgeUnits
 
 
-def view_votes(units: KnowledgeUnits, num_parts: int, scores: np.ndarray) -> np.ndarray:
-    """(V, N, R) each view's vote on each point: sum of its units' score x confidence."""
+def view_votes(
+    units: KnowledgeUnits, num_parts: int, scores: np.ndarray, strongest_only: bool = False
+) -> np.ndarray:
+    """(V, N, R) each view's vote on each point: sum of its units' score x confidence, or with
+    ``strongest_only`` the largest of them (a view's overlapping units of one part count once)."""
     num_views = int(units.view.max()) + 1 if len(units) else 0
     weight = units.confidence * scores[:, None]  # (D, N)
     votes = np.zeros((num_views, units.mask.shape[1], num_parts), np.float32)
     for d in range(len(units)):  # D is small (tens to a few hundred units)
-        votes[units.view[d], :, units.part[d]] += weight[d]
+        row = votes[units.view[d], :, units.part[d]]  # a view into votes
+        if strongest_only:
+            np.maximum(row, weight[d], out=row)
+        else:
+            row += weight[d]
     return votes
 
 

@@ -127,8 +127,12 @@ def run_compute(
     # the CPU, with a teacher built for it (built-in teachers read the device from config).
     _teacher_cache.clear()
     free_gpu_memory()
-    on_cpu = RunRequest(request.objects, request.parts, request.config.replace(device="cpu"),
-                        {k: v for k, v in request.teacher_options.items() if k != "config"})
+    on_cpu = RunRequest(
+        request.objects,
+        request.parts,
+        request.config.replace(device="cpu"),
+        {k: v for k, v in request.teacher_options.items() if k != "config"},
+    )
     teacher = SmallerBatches(cached_teacher(on_cpu))
     return segment_collection(on_cpu.objects, teacher, on_cpu.parts, on_cpu.config, progress)
 

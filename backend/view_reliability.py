@@ -15,19 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from .contracts import KnowledgeUnits
+from .rescore import view_votes
 
 
 def view_label_weights(units: KnowledgeUnits, num_parts: int) -> np.ndarray:
     """(V, N, R) float32: what each view says on each point, as weights over parts summing to 1
     where the view covers the point (0 elsewhere). A view's units of one part count once (their
     maximum confidence); overlapping boxes of different parts split the point's weight."""
-    num_views = int(units.view.max()) + 1 if len(units) else 0
-    said = np.zeros((num_views, units.mask.shape[1], num_parts), np.float32)
-    confidence = units.confidence
-    for d in range(len(units)):  # D is small (tens to a few hundred units)
-        said[units.view[d], :, units.part[d]] = np.maximum(
-            said[units.view[d], :, units.part[d]], confidence[d]
-        )
+    said = view_votes(units, num_parts, np.ones(len(units), np.float32), strongest_only=True)
     total = said.sum(axis=2, keepdims=True)
     return np.where(total > 0, said / np.maximum(total, 1e-12), 0.0).astype(np.float32)
 

@@ -217,8 +217,9 @@ class Run:
                 "parts": list(self.parts),
                 "face_labels": result.face_labels.astype(int).tolist(),
                 # Rounded in numpy: a Python loop over a million faces takes a second.
-                "face_confidence": np.round(result.face_confidence.astype(np.float64),
-                                            4).tolist(),  # fmt: skip
+                "face_confidence": np.round(
+                    result.face_confidence.astype(np.float64), 4
+                ).tolist(),  # fmt: skip
             }
             if self.args.labels_out:
                 self.results.append(labels)
