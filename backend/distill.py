@@ -205,23 +205,25 @@ class _Shape:
             self.query_weight = torch.from_numpy(w / w.sum(1, keepdims=True)).float().to(device)
 
     def set_scores(self, scores, start=None):
-        """Targets from the units' scores (None: the teacher's confidences), or with
-        config.view_reliability from the views' confusions (start: the student's (N, R)
-        probabilities in backward distillation), blended by config.reliability_weight."""
+        """Targets from the units' scores (None: the teacher's confidences, before backward
+        distillation), with config.view_reliability blended with those read through the views'
+        confusions (start: the student's (N, R) probabilities, where backward distillation
+        re-estimates them) by config.reliability_weight (reliability_backward_weight)."""
         targets, coverage = unit_targets(
             self.data.units, self.num_parts, scores, self.unit_weights, self.one_per_view
         )
-        if self.reliability is not None:
-            config = self.reliability
-            rounds = (
-                config.reliability_rounds if start is None else config.reliability_backward_rounds
-            )
+        config = self.reliability
+        backward = scores is not None
+        weight = 0.0
+        if config is not None:
+            weight = config.reliability_backward_weight if backward else config.reliability_weight
+        if weight > 0:
+            rounds = config.reliability_backward_rounds if backward else config.reliability_rounds
             posterior, covered, _ = view_reliability_posterior(
                 self.data.units, self.num_parts, rounds, config.reliability_smoothing, start,
             )  # fmt: skip
             # The vote's targets per point (their mean over its units) beside the posterior.
             votes = targets / np.maximum(coverage, 1)[:, None]
-            weight = config.reliability_weight
             targets = (weight * posterior + (1 - weight) * votes) * covered[:, None]
             coverage = covered.astype(np.float32)
         self.targets = torch.from_numpy(targets.astype(np.float32)).to(self.device)
@@ -309,7 +311,8 @@ def train_student(
                     parts = logits.argmax(dim=1).cpu().numpy()
                     scores_after[i] = _backward_scores(s, parts, config)
                     s.unit_weights = None  # the new scores take the consensus into account
-                    start = _probabilities(logits) if s.reliability is not None else None
+                    rereads = s.reliability is not None and config.reliability_backward_weight > 0
+                    start = _probabilities(logits) if rereads else None
                     s.set_scores(scores_after[i], start)
 
     with torch.no_grad():

@@ -214,10 +214,12 @@ class _TwoViewsFailWhole(_PlantedTeacher):
 
 def test_views_that_say_one_part_everywhere_are_read_through_their_confusions():
     geometry, views, truth, config = _four_top_views_of_a_plane()
-    plain = segment(geometry, views, _TwoViewsFailWhole(), ["a", "b"], config)
+    plain = segment(geometry, views, _TwoViewsFailWhole(), ["a", "b"],
+                    config.replace(view_reliability=False))  # fmt: skip
     read = segment(geometry, views, _TwoViewsFailWhole(), ["a", "b"],
                    config.replace(view_reliability=True))  # fmt: skip
-    # Baseline: the summed vote paints part a "b"; about half the faces are wrong.
+    # Baseline, the views' summed votes as targets: part a is painted "b"; about half the
+    # faces are wrong.
     assert (plain.face_labels == truth).mean() < 0.75
     # The polygons' own summed votes still enter in vote fusion and take the faces along the
     # boundary, where the student is least sure (0.92 measured).
