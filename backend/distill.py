@@ -192,7 +192,7 @@ class _Shape:
             trust = 1.0 if self.unit_weights is None else self.unit_weights
             self.unit_weights = self.consensus * trust
         self.one_per_view = config.one_vote_per_view
-        self.reliability = config if config.view_reliability else None
+        self.config = config
         self.set_scores(None)
         self.neighbours = self.query_index = self.query_weight = None
         if config.encoder == "edgeconv":
@@ -212,11 +212,9 @@ class _Shape:
         targets, coverage = unit_targets(
             self.data.units, self.num_parts, scores, self.unit_weights, self.one_per_view
         )
-        config = self.reliability
+        config = self.config
         backward = scores is not None
-        weight = 0.0
-        if config is not None:
-            weight = config.reliability_backward_weight if backward else config.reliability_weight
+        weight = self.reliability_weight(backward)
         if weight > 0:
             rounds = config.reliability_backward_rounds if backward else config.reliability_rounds
             posterior, covered, _ = view_reliability_posterior(
@@ -228,6 +226,14 @@ class _Shape:
             coverage = covered.astype(np.float32)
         self.targets = torch.from_numpy(targets.astype(np.float32)).to(self.device)
         self.coverage = torch.from_numpy(coverage).to(self.device)
+
+    def reliability_weight(self, backward: bool) -> float:
+        """Share of the views' confusions in the targets before / in backward distillation."""
+        if not self.config.view_reliability:
+            return 0.0
+        if backward:
+            return self.config.reliability_backward_weight
+        return self.config.reliability_weight
 
 
 def _point_logits(student: Student, shape: _Shape) -> torch.Tensor:
@@ -311,7 +317,7 @@ def train_student(
                     parts = logits.argmax(dim=1).cpu().numpy()
                     scores_after[i] = _backward_scores(s, parts, config)
                     s.unit_weights = None  # the new scores take the consensus into account
-                    rereads = s.reliability is not None and config.reliability_backward_weight > 0
+                    rereads = s.reliability_weight(backward=True) > 0
                     start = _probabilities(logits) if rereads else None
                     s.set_scores(scores_after[i], start)
 
