@@ -59,10 +59,14 @@ else:
     from .demo import build_demo_chair, render_preview_png
     from .ground_truth import ground_truth_for
     from .importers import import_mesh_file
-    from .input_checks import check_objects, check_outputs, describe_error
+    from .input_checks import check_objects, check_outputs, describe_error, is_disk_full
     from .staged_run import StagedRun
 
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
+
+
+class DiskFull(Exception):
+    """The disk filled up: every later input would fail the same way, so the batch stops."""
 
 
 def log(message: str) -> None:
@@ -183,8 +187,10 @@ class Run:
 
         return listener
 
-    def record(self, label: str, objects: list, error: str = "", stages=None, scores=()) -> None:
-        """Append the manifest record of an input that has ended, and count it."""
+    def record(self, label: str, objects: list, error: str = "", stages=None, scores=(),
+               cause: BaseException | None = None) -> None:  # fmt: skip
+        """Append the manifest record of an input that has ended, and count it. Raises
+        DiskFull after recording when ``cause`` (the input's failure) is a full disk."""
         # Ctrl+C reaches a compute worker too, which then fails the input: not a failure of
         # the input, which stays unrecorded and runs again on --resume.
         self.interrupts.check()
@@ -195,9 +201,16 @@ class Run:
         record = manifest.input_record(label, [getattr(o, "name", o) for o in objects], status,
                                        error, stages, miou)  # fmt: skip
         self.records.append(record)
-        if self.args.manifest:
-            manifest.append_record(self.args.manifest, record)
         self.progress.finished(label, status)
+        if self.args.manifest:
+            try:
+                manifest.append_record(self.args.manifest, record)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise DiskFull(describe_error(exc)) from exc
+                raise
+        if is_disk_full(cause):
+            raise DiskFull(describe_error(cause)) from cause
 
     def compute_and_write(self, staged: StagedRun, label: str) -> dict[str, float]:
         """Compute and write back ``staged``; returns each object's mIoU (with ground truth)."""
@@ -306,6 +319,8 @@ def _run(args) -> int:
                 _segment(run, loaders)
         except KeyboardInterrupt:
             interrupted = True
+        except DiskFull as exc:  # the inputs not yet run stay unrecorded: --resume runs them
+            unfinished.append(f"stopped after {len(run.records)} of {len(loaders)} inputs: {exc}")
         finally:
             run.progress.close()
     try:
@@ -353,7 +368,7 @@ def _segment(run: Run, loaders) -> None:
             run.interrupts.check()  # a Ctrl+C during the last view is not a failed input
             seconds["render"] = time.perf_counter() - clock
         except Exception as exc:  # a bad file is reported and skipped; the rest go on
-            run.record(label, objects, _reason(exc))
+            run.record(label, objects, _reason(exc), cause=exc)
             continue
         if args.collection:
             pending.append((label, staged, seconds))
@@ -370,7 +385,7 @@ def _segment(run: Run, loaders) -> None:
             seconds["write"] = time.perf_counter() - clock
             run.record(label, objects, stages=seconds, scores=list(scores.values()))
         except Exception as exc:
-            run.record(label, objects, _reason(exc), seconds)
+            run.record(label, objects, _reason(exc), seconds, cause=exc)
         if args.files and not (args.output and not per_object_blend):
             remove_objects(objects)  # thousands of files: keep memory flat
 

@@ -7,6 +7,7 @@ import pathlib
 import bpy
 
 from ..backend.atomic_write import write_atomically
+from .input_checks import os_error_from_message
 
 
 def per_object_path(target: str, name: str, suffix: str) -> pathlib.Path:
@@ -22,17 +23,31 @@ def per_object_path(target: str, name: str, suffix: str) -> pathlib.Path:
 
 
 def save_blend(path: pathlib.Path, objects=None) -> None:
-    """The whole open file as a copy (objects=None), or a file holding just these objects."""
+    """The whole open file as a copy (objects=None), or a file holding just these objects.
+    A failed write (a full disk) raises OSError with its errno, naming ``path``."""
     if objects is None:
-        write_atomically(path, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True))
+        _write_blend(path, lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), copy=True))
         return
     scene = bpy.data.scenes.new(f"PartDistill {objects[0].name}")
     try:
         for obj in objects:
             scene.collection.objects.link(obj)
-        write_atomically(path, lambda p: bpy.data.libraries.write(str(p), {scene}, compress=True))
+        _write_blend(path, lambda p: bpy.data.libraries.write(str(p), {scene}, compress=True))
     finally:
         bpy.data.scenes.remove(scene)
+
+
+def _write_blend(path: pathlib.Path, write) -> None:
+    def written(temporary):
+        try:
+            write(temporary)
+        except (RuntimeError, OSError) as exc:
+            translated = os_error_from_message(exc, temporary)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    write_atomically(path, written)
 
 
 def remove_objects(objects) -> None:

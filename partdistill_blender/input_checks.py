@@ -148,14 +148,36 @@ def check_outputs(args, inputs: list[str]) -> None:
             raise ValueError(f"{flag} {path}: {problem}: choose a folder you can write to")
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for a full disk or an exhausted quota: every later write fails the same way."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
+def os_error_from_message(exc: BaseException, path) -> BaseException:
+    """Blender's writers report a failed write as RuntimeError or an OSError without an errno,
+    whose text holds the system's message ("Error: No space left on device"): the OSError it
+    stands for, naming ``path``, so that it is said in words like any other; else ``exc``."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc
+    text = str(exc)
+    for code in (*DISK_FULL, *_REFUSED):
+        if os.strerror(code) in text:
+            return OSError(code, os.strerror(code), str(path))
+    return exc
+
+
 def describe_error(exc: BaseException) -> str:
     """An exception as a user reads it; never empty. A full disk or a folder that refuses a
     file is said in words, with the file and what to do."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if is_disk_full(exc):
         where = f" writing {exc.filename}" if exc.filename else ""
         return (f"the disk is full{where} (nothing was half-written): free some space, then go "
                 "on with --resume MANIFEST")  # fmt: skip
-    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if isinstance(exc, OSError) and exc.errno in _REFUSED:
         where = f" {exc.filename}" if exc.filename else ""
         return f"cannot write{where} ({exc.strerror}): choose a folder you can write to"
     text = str(exc).strip()

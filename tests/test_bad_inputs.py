@@ -14,9 +14,9 @@ Cases covered elsewhere (not repeated here):
   ``test_errors_reach_the_user_and_change_nothing``.
 
 The batch runs in this process (``batch.main``) on objects of the open file or small files.
-A full disk is tested twice: faked by monkeypatching (the writer raises ENOSPC once it has
-written part of a file; runs everywhere), and for real on a 64 KiB tmpfs filled up (root only,
-else skipped). A read-only folder is a read-only tmpfs when the tests run as root (permission
+A full disk is tested twice: faked by monkeypatching (the writer raises ENOSPC, or Blender's
+writer its message, once it has written part of a file; runs everywhere), and for real on a
+64 KiB tmpfs filled up (root only, else skipped). A read-only folder is a read-only tmpfs when the tests run as root (permission
 bits do not stop root), else a folder without write permission.
 """
 
@@ -632,6 +632,55 @@ def test_a_really_full_disk_fails_the_input_in_words(scene, capsys, full_disk):
     assert status == 1, text
     assert f"open file: the disk is full writing {full_disk / 'Cube.json'}" in text
     assert file_digests(full_disk) == files and not list(full_disk.glob(".*partial*"))
+
+
+def _blend_per_object_on(capsys, tmp_path, folder) -> tuple[int, str, dict]:
+    """Two files with a .blend per object in ``folder``: (status, text, manifest records)."""
+    a, b = _off_inputs(tmp_path / "data")
+    for name in "ab":  # PSB ground truth for the simulated teacher
+        (tmp_path / "data" / f"{name}_labels.txt").write_text("side\n1 3 4 5 6\ntop\n2\n")
+    run_list = tmp_path / "run" / "manifest.jsonl"
+    status, text = run_batch(capsys, "--input", a, b, *PARTS, *DIRECT, "--ground-truth", "psb",
+                             "--output", folder, "--manifest", run_list)  # fmt: skip
+    return status, text, _records(run_list)
+
+
+def _stopped_at_the_first_file(status, text, records, folder, tmp_path) -> None:
+    a, b = (str(tmp_path / "data" / f"{n}.off") for n in "ab")
+    assert status == 1, text
+    assert records[a]["status"] == "failed" and b not in records  # b runs on --resume
+    assert f"the disk is full writing {folder / 'a.blend'}" in records[a]["error"]
+    assert "stopped after 1 of 2 inputs: the disk is full" in text
+    assert "to go on: " in text and "--resume" in text
+    assert not list(folder.glob(".*partial*"))
+
+
+def test_blender_saying_the_disk_is_full_stops_the_batch_in_words(scene, capsys, tmp_path,
+                                                                 monkeypatch):  # fmt: skip
+    # Blender's writers say a full disk only in their message (measured on a full tmpfs:
+    # libraries.write raises OSError("Error: No space left on device\n") without an errno,
+    # save_as_mainfile a RuntimeError with that text). Each later file would fail alike.
+    from partdistill.partdistill_blender import batch_outputs
+
+    def blender_on_a_full_disk(path, objects=None):
+        def write(temporary):
+            pathlib.Path(temporary).write_bytes(b"BLENDER")  # a part, then the disk is full
+            raise RuntimeError("Error: No space left on device\n")
+
+        batch_outputs._write_blend(path, write)
+
+    monkeypatch.setattr(batch, "save_blend", blender_on_a_full_disk)
+    folder = tmp_path / "out"
+    status, text, records = _blend_per_object_on(capsys, tmp_path, folder)
+    _stopped_at_the_first_file(status, text, records, folder, tmp_path)
+    assert not (folder / "a.blend").exists()
+
+
+def test_a_really_full_disk_stops_a_batch_of_blend_files(scene, capsys, tmp_path, full_disk):
+    files = file_digests(full_disk)
+    status, text, records = _blend_per_object_on(capsys, tmp_path, full_disk)
+    _stopped_at_the_first_file(status, text, records, full_disk, tmp_path)
+    assert file_digests(full_disk) == files
 
 
 # --- a batch of files -----------------------------------------------------------------------------
