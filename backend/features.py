@@ -94,11 +94,18 @@ def spectral_embedding(cloud_tree, cloud, k: int, dims: int) -> np.ndarray:
 
 
 def interpolate(cloud_tree, values: np.ndarray, queries: np.ndarray, k: int = 3) -> np.ndarray:
-    """Inverse-distance interpolation of per-point values (N, C) at queries (M, 3)."""
-    distances, index = cloud_tree.query(queries, k=min(k, len(values)))
-    weights = 1.0 / np.maximum(distances, 1e-9)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return np.einsum("mk,mkc->mc", weights, values[index])
+    """Inverse-distance interpolation of per-point values (N, C) at queries (M, 3), in blocks
+    of QUERY_BLOCK queries (the (block, k, C) gather stays small on a million polygons)."""
+    k = min(k, len(values))
+    out = np.empty((len(queries), values.shape[1]), np.float64)
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = queries[start : start + QUERY_BLOCK]
+        distances, index = cloud_tree.query(block, k=k, workers=-1)
+        distances, index = distances.reshape(len(block), k), index.reshape(len(block), k)
+        weights = 1.0 / np.maximum(distances, 1e-9)
+        weights /= weights.sum(axis=1, keepdims=True)
+        out[start : start + len(block)] = np.einsum("mk,mkc->mc", weights, values[index])
+    return out
 
 
 def compute_point_features(
@@ -120,13 +127,18 @@ def compute_point_features(
     queries = (query_points - centre) / radius
     tree = cKDTree(cloud)
 
-    def describe(xyz, normal):
-        parts = [xyz, normal, fourier_features(xyz)]
-        parts += [covariance_descriptors(tree, cloud, xyz, k) for k in config.feature_scales]
-        return parts
+    def descriptors(xyz):  # (M, 7 x scales)
+        return np.concatenate(
+            [covariance_descriptors(tree, cloud, xyz, k) for k in config.feature_scales], axis=1
+        )
 
-    point_parts = describe(cloud, normals)
-    query_parts = describe(queries, query_normals)
+    point_descriptors = descriptors(cloud)
+    point_parts = [cloud, normals, fourier_features(cloud), point_descriptors]
+    if len(queries) > config.exact_descriptors_max_polygons:
+        query_descriptors = interpolate(tree, point_descriptors, queries)
+    else:
+        query_descriptors = descriptors(queries)
+    query_parts = [queries, query_normals, fourier_features(queries), query_descriptors]
     if dims > 0:
         spectral = spectral_embedding(tree, cloud, config.knn, dims)
         point_parts.append(spectral)

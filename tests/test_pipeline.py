@@ -110,6 +110,23 @@ def test_every_polygon_is_labelled_and_distill_beats_direct_on_seen_faces(chair)
     assert got["distill"]["unseen"] > got["best_constant_unseen"] - UNSEEN_MARGIN, got
 
 
+def test_interpolated_polygon_descriptors_label_as_the_exact_ones(chair):
+    # Above config.exact_descriptors_max_polygons (a million polygons) the polygons' shape
+    # descriptors are interpolated from the sampled points' instead of computed from their own
+    # neighbourhoods. Forced here on the chair: the labels must stay those of the exact path.
+    geometry, views, truth = chair
+    parts = demo.DEMO_CHAIR_PARTS
+    teacher = build_teacher("simulated", parts, config=CONFIG)
+    areas = polygon_areas(geometry)
+    exact, interpolated = (
+        segment(geometry, views, teacher, parts, CONFIG.replace(exact_descriptors_max_polygons=m),
+                ObjectInfo(face_labels=truth)).face_labels
+        for m in (geometry.num_polygons, 0)
+    )  # fmt: skip
+    assert areas[exact == interpolated].sum() / areas.sum() >= 0.99
+    assert (part_iou(interpolated, truth, areas, len(parts)) > 0.6).all()
+
+
 def test_a_part_read_as_another_in_40_percent_of_the_views_comes_out_right(chair):
     # The back is read as the seat in 4 of 10 views (a systematic confusion, the paper's
     # Fig. 3), nothing else goes wrong: the other views and the geometry must win.
