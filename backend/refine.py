@@ -22,13 +22,29 @@ from .sampling import polygon_areas, polygon_centroids, triangle_areas_and_norma
 from .spectral_segments import polygon_clusters
 
 
+def row_ids(keys: np.ndarray) -> np.ndarray:
+    """(M,) int64: the rank of each row of ``keys`` (M, k) among the distinct rows in
+    lexicographic order, as ``np.unique(keys, axis=0, return_inverse=True)`` gives it, in a
+    fraction of its time on a million rows (no structured-array sort)."""
+    keys = keys.reshape(len(keys), -1)
+    if len(keys) == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort(keys.T[::-1])  # column 0 most significant
+    ordered = keys[order]
+    new = np.empty(len(keys), bool)
+    new[0] = True
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    ids = np.empty(len(keys), np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids
+
+
 def _welded_vertices(vertices: np.ndarray) -> np.ndarray:
     """(V,) an id per vertex shared by vertices at the same position (split seams, OFF files
     that repeat vertices per face)."""
     scale = float(np.abs(vertices).max()) or 1.0
     quantised = np.round(vertices.astype(np.float64) / scale * 2**20).astype(np.int64)
-    _, ids = np.unique(quantised, axis=0, return_inverse=True)
-    return ids.ravel()
+    return row_ids(quantised)
 
 
 def polygon_edges(geometry: MeshGeometry):
@@ -47,7 +63,8 @@ def polygon_edges(geometry: MeshGeometry):
     tri_of_edge = np.repeat(np.arange(len(tris)), 3)
     key_lo, key_hi = np.minimum(a, b), np.maximum(a, b)
     ends = np.stack([tris[:, [0, 1, 2]].ravel(), tris[:, [1, 2, 0]].ravel()], axis=1)
-    order = np.lexsort((key_hi, key_lo))
+    # One int64 key per edge: a stable argsort of it is the lexsort of (key_lo, key_hi).
+    order = np.argsort(key_lo * (int(welded.max()) + 1) + key_hi, kind="stable")
     key_lo, key_hi, tri_of_edge, ends = (
         key_lo[order],
         key_hi[order],
@@ -119,8 +136,7 @@ def crease_pieces(
 def split_by(*labellings: np.ndarray) -> np.ndarray:
     """(P,) int64: one id per distinct combination of the labellings, each (P,) or (P, k):
     each segment of the first cut wherever the others change."""
-    keys = np.column_stack(labellings)
-    return np.unique(keys, axis=0, return_inverse=True)[1].ravel().astype(np.int64)
+    return row_ids(np.column_stack(labellings))
 
 
 def surface_segments(geometry: MeshGeometry, pieces: np.ndarray, cell: float) -> np.ndarray:
