@@ -2,6 +2,7 @@
 answer is known."""
 
 import numpy as np
+import pytest
 from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import MeshGeometry
 from partdistill.backend.part_floor import area_shares, solve_with_floor
@@ -9,6 +10,7 @@ from partdistill.backend.refine import (
     crease_pieces,
     polygon_adjacency,
     refine_probabilities,
+    row_ids,
     surface_segments,
 )
 from partdistill.backend.spectral_segments import spectral_clusters
@@ -221,3 +223,11 @@ def test_part_floor_keeps_a_thin_strip_that_smoothing_erases():
     assert (plain.argmax(axis=1) == 1).sum() < 0.5 * strip.sum(), "smoothing erases the strip"
     assert (kept == 1).sum() >= CONFIG.refine_part_floor * strip.sum()
     assert np.abs(column[kept == 1] - cells // 2).max() <= 1, "the part is kept where it was"
+
+
+@pytest.mark.parametrize("rows, columns", [(1, 3), (500, 1), (20000, 3)])
+def test_row_ids_number_distinct_rows_in_lexicographic_order(rows, columns):
+    # The fast replacement of np.unique(axis=0)'s inverse (welding, segment ids): equal ids.
+    keys = np.random.default_rng(rows).integers(-4, 4, (rows, columns))
+    expected = np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+    assert np.array_equal(row_ids(keys), expected)
