@@ -94,18 +94,17 @@ def spectral_embedding(cloud_tree, cloud, k: int, dims: int) -> np.ndarray:
 
 
 def interpolate(cloud_tree, values: np.ndarray, queries: np.ndarray, k: int = 3) -> np.ndarray:
-    """Inverse-distance interpolation of per-point values (N, C) at queries (M, 3), in blocks
-    of QUERY_BLOCK queries (the (block, k, C) gather stays small on a million polygons)."""
-    k = min(k, len(values))
-    out = np.empty((len(queries), values.shape[1]), np.float64)
-    for start in range(0, len(queries), QUERY_BLOCK):
-        block = queries[start : start + QUERY_BLOCK]
-        distances, index = cloud_tree.query(block, k=k, workers=-1)
-        distances, index = distances.reshape(len(block), k), index.reshape(len(block), k)
-        weights = 1.0 / np.maximum(distances, 1e-9)
-        weights /= weights.sum(axis=1, keepdims=True)
-        out[start : start + len(block)] = np.einsum("mk,mkc->mc", weights, values[index])
-    return out
+    """Inverse-distance interpolation of per-point values (N, C) at queries (M, 3)."""
+    weights, index = _inverse_distance_weights(cloud_tree, queries, min(k, len(values)))
+    return np.einsum("mk,mkc->mc", weights, values[index])
+
+
+def _inverse_distance_weights(cloud_tree, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M, k) weights summing to 1 and (M, k) indices of each query's k nearest points."""
+    distances, index = cloud_tree.query(queries, k=k, workers=-1)
+    distances, index = distances.reshape(len(queries), k), index.reshape(len(queries), k)
+    weights = 1.0 / np.maximum(distances, 1e-9)
+    return weights / weights.sum(axis=1, keepdims=True), index
 
 
 def compute_point_features(
@@ -134,21 +133,28 @@ def compute_point_features(
 
     point_descriptors = descriptors(cloud)
     point_parts = [cloud, normals, fourier_features(cloud), point_descriptors]
-    if len(queries) > config.exact_descriptors_max_polygons:
-        query_descriptors = interpolate(tree, point_descriptors, queries)
-    else:
-        query_descriptors = descriptors(queries)
-    query_parts = [queries, query_normals, fourier_features(queries), query_descriptors]
-    if dims > 0:
-        spectral = spectral_embedding(tree, cloud, config.knn, dims)
+    spectral = spectral_embedding(tree, cloud, config.knn, dims) if dims > 0 else None
+    if spectral is not None:
         point_parts.append(spectral)
-        query_parts.append(interpolate(tree, spectral, queries))
     point_features = np.concatenate(point_parts, axis=1)
-    query_features = np.concatenate(query_parts, axis=1)
     mean = point_features.mean(axis=0)
     std = point_features.std(axis=0)
     std = np.where(std > 1e-8, std, 1.0)
-    return (
-        ((point_features - mean) / std).astype(np.float32),
-        ((query_features - mean) / std).astype(np.float32),
-    )
+
+    # The queries (a million polygons) in blocks, each standardised into the float32 result:
+    # their float64 parts at once took 1.3 GB. Every row depends on its own query only.
+    interpolated = len(queries) > config.exact_descriptors_max_polygons
+    query_features = np.empty((len(queries), point_features.shape[1]), np.float32)
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = queries[start : start + QUERY_BLOCK]
+        parts = [block, query_normals[start : start + QUERY_BLOCK], fourier_features(block)]
+        if interpolated or spectral is not None:
+            weights, index = _inverse_distance_weights(tree, block, min(3, len(cloud)))
+        if interpolated:
+            parts.append(np.einsum("mk,mkc->mc", weights, point_descriptors[index]))
+        else:
+            parts.append(descriptors(block))
+        if spectral is not None:
+            parts.append(np.einsum("mk,mkc->mc", weights, spectral[index]))
+        query_features[start : start + len(block)] = (np.concatenate(parts, axis=1) - mean) / std
+    return ((point_features - mean) / std).astype(np.float32), query_features
