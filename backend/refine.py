@@ -50,32 +50,31 @@ def _welded_vertices(vertices: np.ndarray) -> np.ndarray:
 def polygon_edges(geometry: MeshGeometry):
     """The edges two polygons share: (first (E,), second (E,)) polygon ids, length (E,),
     |cos| of the dihedral angle (E,) and whether the edge is concave (E,) bool."""
-    tris = geometry.triangles.astype(np.int64)
-    welded = _welded_vertices(geometry.vertices)[tris]  # (T, 3)
-    vertices = geometry.vertices.astype(np.float64)
+    tris = geometry.triangles
     owner = geometry.triangle_polygons.astype(np.int64)
+    vertices = geometry.vertices.astype(np.float64)
     _, normals = triangle_areas_and_normals(geometry)
-    centres = vertices[tris].mean(axis=1)
+    centres = (vertices[tris[:, 0]] + vertices[tris[:, 1]] + vertices[tris[:, 2]]) / 3.0
 
-    # Every triangle edge as a sorted pair of welded vertex ids; equal pairs are shared edges.
-    a = welded[:, [0, 1, 2]].ravel()
-    b = welded[:, [1, 2, 0]].ravel()
-    tri_of_edge = np.repeat(np.arange(len(tris)), 3)
-    key_lo, key_hi = np.minimum(a, b), np.maximum(a, b)
-    ends = np.stack([tris[:, [0, 1, 2]].ravel(), tris[:, [1, 2, 0]].ravel()], axis=1)
-    # One int64 key per edge: a stable argsort of it is the lexsort of (key_lo, key_hi).
-    order = np.argsort(key_lo * (int(welded.max()) + 1) + key_hi, kind="stable")
-    key_lo, key_hi, tri_of_edge, ends = (
-        key_lo[order],
-        key_hi[order],
-        tri_of_edge[order],
-        ends[order],
-    )
-    same = (key_lo[1:] == key_lo[:-1]) & (key_hi[1:] == key_hi[:-1])
-    first, second = tri_of_edge[:-1][same], tri_of_edge[1:][same]  # consecutive: a chain
-    edge_ends = ends[:-1][same]
+    # Every triangle edge e (of triangle e // 3, from its corner e % 3) as one int64 key, its
+    # sorted pair of welded vertex ids; equal keys are shared edges. A stable argsort of the
+    # key is the lexsort of the pairs. Only keys and their order are kept (a million
+    # polygons: 5.7M edges), the rest is found from e for the shared edges alone.
+    welded = _welded_vertices(geometry.vertices)[tris]  # (T, 3)
+    a, b = welded.ravel(), welded[:, [1, 2, 0]].ravel()
+    key = np.minimum(a, b) * (int(welded.max()) + 1) + np.maximum(a, b)
+    del a, b, welded
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    shared = np.flatnonzero(key[1:] == key[:-1])
+    del key
+    edge = order[shared]  # consecutive equal keys: a chain over an edge's triangles
+    first, second = edge // 3, order[shared + 1] // 3
+    del order, shared
     between = owner[first] != owner[second]
-    first, second, edge_ends = first[between], second[between], edge_ends[between]
+    first, second, edge = first[between], second[between], edge[between]
+    corner = edge % 3
+    edge_ends = np.stack([tris[first, corner], tris[first, (corner + 1) % 3]], axis=1)
 
     length = np.linalg.norm(vertices[edge_ends[:, 0]] - vertices[edge_ends[:, 1]], axis=1)
     n1, n2 = normals[first], normals[second]
@@ -139,11 +138,15 @@ def split_by(*labellings: np.ndarray) -> np.ndarray:
     return row_ids(np.column_stack(labellings))
 
 
-def surface_segments(geometry: MeshGeometry, pieces: np.ndarray, cell: float) -> np.ndarray:
+def surface_segments(
+    geometry: MeshGeometry, pieces: np.ndarray, cell: float, centroids: np.ndarray | None = None
+) -> np.ndarray:
     """(P,) int64 over-segmentation: the crease pieces (P,) (``crease_pieces``), each cut
     further by a grid of ``cell`` x the bounding radius, so that smooth organic surface, which
-    has no creases, still comes in local patches."""
-    centroids, _, _ = polygon_centroids(geometry)
+    has no creases, still comes in local patches. ``centroids``: the polygons' (P, 3), if
+    already computed."""
+    if centroids is None:
+        centroids, _, _ = polygon_centroids(geometry)
     v = geometry.vertices.astype(np.float64)
     radius = max(0.5 * float(np.linalg.norm(v.max(axis=0) - v.min(axis=0))), 1e-12)
     cell_index = np.floor((centroids - v.min(axis=0)) / (cell * radius)).astype(np.int64)
@@ -167,11 +170,25 @@ def mean_field(probs: np.ndarray, adjacency, strength: float, iterations: int) -
     log_p = np.log(np.clip(probs, 1e-6, 1.0))
     q = probs.astype(np.float64)
     for _ in range(iterations):
-        logits = log_p + strength * (adjacency @ q)
-        logits -= logits.max(axis=1, keepdims=True)
-        q = np.exp(logits)
-        q /= q.sum(axis=1, keepdims=True)
+        q = _softmax_rows(log_p + strength * (adjacency @ q))
     return q.astype(np.float32)
+
+
+def _softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """Softmax of each row of (P, R) logits, in place. Column by column: numpy's reductions
+    along a row of a few parts cost more than the CRF's sparse product on a million polygons;
+    the same operations in the same order, so the same numbers."""
+    columns = [logits[:, r] for r in range(logits.shape[1])]
+    top = columns[0].copy()
+    for column in columns[1:]:
+        np.maximum(top, column, out=top)
+    logits -= top[:, None]
+    np.exp(logits, out=logits)
+    total = columns[0].copy()
+    for column in columns[1:]:
+        total += column
+    logits /= total[:, None]
+    return logits
 
 
 def diffusion_steps(geometry: MeshGeometry, reach: float) -> int:
@@ -190,9 +207,12 @@ def diffuse(probs: np.ndarray, adjacency, steps: int) -> np.ndarray:
     alpha = 1.0 - 1.0 / max(steps, 1)
     has_neighbours = np.asarray(adjacency.sum(axis=1)).ravel() > 0
     p = probs.astype(np.float64)
+    kept = (1.0 - alpha) * p
     q = p.copy()
-    for _ in range(3 * steps):
-        q = (1.0 - alpha) * p + alpha * (adjacency @ q)
+    for _ in range(3 * steps):  # q = (1 - a) p + a W q, without temporaries
+        q = adjacency @ q
+        q *= alpha
+        q += kept
     q = np.where(has_neighbours[:, None], q, p)
     return (q / np.maximum(q.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
@@ -224,8 +244,8 @@ def refine_probabilities(
         pieces = crease_pieces(
             geometry, config.refine_crease_deg, edges, config.refine_concave_creases_only
         )
+    centroids, _, _ = polygon_centroids(geometry)
     if spectral:
-        centroids, _, _ = polygon_centroids(geometry)
         clusters = polygon_clusters(
             points, centroids, config.refine_spectral_clusters, config.knn, config.spectral_dims
         )
@@ -234,7 +254,7 @@ def refine_probabilities(
         mean = segment_average(probs, split_by(clusters, pieces), areas)
         probs = _blend(probs, mean, config.refine_spectral_weight)
     if config.refine_segment_weight > 0:
-        segments = surface_segments(geometry, pieces, config.refine_cell)
+        segments = surface_segments(geometry, pieces, config.refine_cell, centroids)
         probs = _blend(probs, segment_average(probs, segments, areas), config.refine_segment_weight)
     if config.refine_reach > 0:
         probs = diffuse(probs, adjacency, diffusion_steps(geometry, config.refine_reach))
