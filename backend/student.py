@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+QUERY_BLOCK = 65536  # query points per pass of the head (a million polygons come in blocks)
+
 
 class DistillationHead(nn.Module):
     """Paper Sec. 3.5: an MLP of ``layers`` linear layers with ReLU, features -> part logits."""
@@ -107,10 +109,18 @@ class Student(nn.Module):
         takes the encoded features of its 3 nearest points, ``query_index`` (P, 3), weighted by
         ``query_weight`` (P, 3), beside its own fixed features.
         """
+        encoded = None
         if self.encoder is not None:
             encoded = self.encoder(features, neighbours)[:, query_features.shape[1] :]
-            nearest = encoded[query_index]  # (P, 3, C)
-            query_features = torch.cat(
-                [query_features, (query_weight.unsqueeze(-1) * nearest).sum(1)], dim=1
-            )
-        return self.head(query_features)
+        # In blocks: the head's (P, hidden) activations of a million polygons take 1 GB each.
+        blocks = []
+        for start in range(0, len(query_features), QUERY_BLOCK):
+            block = query_features[start : start + QUERY_BLOCK]
+            if encoded is not None:
+                nearest = encoded[query_index[start : start + QUERY_BLOCK]]  # (B, 3, C)
+                weight = query_weight[start : start + QUERY_BLOCK].unsqueeze(-1)
+                block = torch.cat([block, (weight * nearest).sum(1)], dim=1)
+            blocks.append(self.head(block))
+        if not blocks:
+            return self.head(query_features)  # (0, R)
+        return torch.cat(blocks)
