@@ -16,8 +16,9 @@ Cases covered elsewhere (not repeated here):
 The batch runs in this process (``batch.main``) on objects of the open file or small files.
 A full disk is tested twice: faked by monkeypatching (the writer raises ENOSPC, or Blender's
 writer its message, once it has written part of a file; runs everywhere), and for real on a
-64 KiB tmpfs filled up (root only, else skipped). A read-only folder is a read-only tmpfs when the tests run as root (permission
-bits do not stop root), else a folder without write permission.
+64 KiB tmpfs filled up (root only, else skipped). A read-only folder is a read-only tmpfs
+when the tests run as root (permission bits do not stop root), else a folder without write
+permission.
 """
 
 import hashlib
