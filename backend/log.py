@@ -69,9 +69,24 @@ def use_terminal(stream: str) -> None:
             handler.stream = stream
 
 
+class LogFileHandler(logging.FileHandler):
+    """The log file. A line it cannot write (a full disk) is dropped without a traceback: the
+    terminal still shows every message, and the run goes on."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handleError(record)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the last buffered lines, on a full disk
+            pass
+
+
 def add_file_sink(path: os.PathLike | str) -> logging.Handler:
     """Append every message from now on to the file ``path``; remove with ``remove_sink``."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = LogFileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(FILE_FORMAT))
     get_logger().addHandler(handler)
     return handler

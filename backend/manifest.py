@@ -30,6 +30,16 @@ def append_record(path: os.PathLike | str, record: dict) -> None:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({**record, "time": record.get("time") or _now()}) + "\n"
+    existed = path.exists()
+    try:
+        _append_line(path, line)
+    except OSError:  # a full disk: no empty manifest left behind by this call
+        if not existed and path.exists() and path.stat().st_size == 0:
+            path.unlink()
+        raise
+
+
+def _append_line(path: pathlib.Path, line: str) -> None:
     with open(path, "ab+") as file:
         # A torn line left by a killed run must stay a line of its own (ignored on read),
         # not swallow the start of this record.

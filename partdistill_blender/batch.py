@@ -302,7 +302,11 @@ def _run(args) -> int:
         return 2
     loaders = _loaders(args, files)
     if args.manifest:
-        manifest.append_record(args.manifest, manifest.start_record(files))
+        try:
+            manifest.append_record(args.manifest, manifest.start_record(files))
+        except OSError as exc:  # a full disk: nothing has run, nothing is half-written
+            log_error(f"--manifest {args.manifest}: {describe_error(exc)}")
+            return 2
         log(f"manifest {args.manifest}: {len(loaders)} inputs to run, {skipped} done before")
     started = time.perf_counter()
     interrupted, unfinished = False, []
@@ -321,6 +325,11 @@ def _run(args) -> int:
             interrupted = True
         except DiskFull as exc:  # the inputs not yet run stay unrecorded: --resume runs them
             unfinished.append(f"stopped after {len(run.records)} of {len(loaders)} inputs: {exc}")
+        except OSError as exc:  # the jobs' records could not be copied into the manifest
+            if not is_disk_full(exc):
+                raise
+            unfinished.append(f"stopped after {len(run.records)} of {len(loaders)} inputs: "
+                              f"{describe_error(exc)}")  # fmt: skip
         finally:
             run.progress.close()
     try:

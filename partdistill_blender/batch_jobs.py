@@ -108,7 +108,7 @@ def run_jobs(args, files: list[str], records: list[dict], progress, interrupts) 
             if not any(running):
                 break
             time.sleep(POLL_S)
-    except KeyboardInterrupt:  # a second Ctrl+C: stop the jobs at once
+    except BaseException:  # a second Ctrl+C, or a full disk under the manifest: stop the jobs
         _stop(jobs)
         for job in jobs:
             job.process.wait()

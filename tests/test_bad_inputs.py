@@ -684,6 +684,29 @@ def test_a_really_full_disk_stops_a_batch_of_blend_files(scene, capsys, tmp_path
     assert file_digests(full_disk) == files
 
 
+def test_a_manifest_on_a_full_disk_stops_the_run_before_anything(scene, capsys, tmp_path,
+                                                                 full_disk):  # fmt: skip
+    a, b = _off_inputs(tmp_path / "data")
+    files = file_digests(full_disk)
+    status, text = run_batch(capsys, "--input", a, b, *PARTS, *DIRECT, "--manifest",
+                             full_disk / "run.jsonl", "--log", tmp_path / "run.log")  # fmt: skip
+    assert status == 2, text
+    assert f"--manifest {full_disk / 'run.jsonl'}: the disk is full" in text
+    assert "Traceback" not in text and file_digests(full_disk) == files
+
+
+def test_a_log_on_a_full_disk_loses_lines_not_the_run(scene, capsys, tmp_path, full_disk):
+    (a,) = _off_inputs(tmp_path / "data", ["a"])
+    (tmp_path / "data" / "a_labels.txt").write_text("side\n1 3 4 5 6\ntop\n2\n")
+    out = tmp_path / "out"
+    status, text = run_batch(capsys, "--input", a, *PARTS, *DIRECT, "--ground-truth", "psb",
+                             "--labels-dir", out, "--manifest", out / "run.jsonl",
+                             "--log", full_disk / "run.log")  # fmt: skip
+    assert status == 0, text
+    assert (out / "a.json").is_file() and "done: 1 segmented, 0 failed" in text
+    assert "Logging error" not in text and "Traceback" not in text
+
+
 # --- a batch of files -----------------------------------------------------------------------------
 
 
