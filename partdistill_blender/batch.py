@@ -65,10 +65,6 @@ else:
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 
 
-class DiskFull(Exception):
-    """The disk filled up: every later input would fail the same way, so the batch stops."""
-
-
 def log(message: str) -> None:
     get_logger().info(message)
 
@@ -190,7 +186,8 @@ class Run:
     def record(self, label: str, objects: list, error: str = "", stages=None, scores=(),
                cause: BaseException | None = None) -> None:  # fmt: skip
         """Append the manifest record of an input that has ended, and count it. Raises
-        DiskFull after recording when ``cause`` (the input's failure) is a full disk."""
+        ``cause`` (the input's failure) again after recording when it is a full disk: every
+        later input would fail alike, so the batch stops."""
         # Ctrl+C reaches a compute worker too, which then fails the input: not a failure of
         # the input, which stays unrecorded and runs again on --resume.
         self.interrupts.check()
@@ -203,14 +200,9 @@ class Run:
         self.records.append(record)
         self.progress.finished(label, status)
         if self.args.manifest:
-            try:
-                manifest.append_record(self.args.manifest, record)
-            except OSError as exc:
-                if is_disk_full(exc):
-                    raise DiskFull(describe_error(exc)) from exc
-                raise
+            manifest.append_record(self.args.manifest, record)
         if is_disk_full(cause):
-            raise DiskFull(describe_error(cause)) from cause
+            raise cause
 
     def compute_and_write(self, staged: StagedRun, label: str) -> dict[str, float]:
         """Compute and write back ``staged``; returns each object's mIoU (with ground truth)."""
@@ -323,9 +315,7 @@ def _run(args) -> int:
                 _segment(run, loaders)
         except KeyboardInterrupt:
             interrupted = True
-        except DiskFull as exc:  # the inputs not yet run stay unrecorded: --resume runs them
-            unfinished.append(f"stopped after {len(run.records)} of {len(loaders)} inputs: {exc}")
-        except OSError as exc:  # the jobs' records could not be copied into the manifest
+        except OSError as exc:  # a full disk: the inputs not yet run stay unrecorded
             if not is_disk_full(exc):
                 raise
             unfinished.append(f"stopped after {len(run.records)} of {len(loaders)} inputs: "
