@@ -93,14 +93,10 @@ def spectral_embedding(cloud_tree, cloud, k: int, dims: int) -> np.ndarray:
     return (inv_sqrt @ vectors).astype(np.float64)
 
 
-def interpolate(cloud_tree, values: np.ndarray, queries: np.ndarray, k: int = 3) -> np.ndarray:
-    """Inverse-distance interpolation of per-point values (N, C) at queries (M, 3)."""
-    weights, index = _inverse_distance_weights(cloud_tree, queries, min(k, len(values)))
-    return np.einsum("mk,mkc->mc", weights, values[index])
-
-
-def _inverse_distance_weights(cloud_tree, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(M, k) weights summing to 1 and (M, k) indices of each query's k nearest points."""
+def inverse_distance_weights(cloud_tree, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M, k) weights summing to 1 and (M, k) indices of each query's k nearest points: the
+    interpolation of per-point values (N, C) at the queries is
+    ``np.einsum("mk,mkc->mc", weights, values[index])``."""
     distances, index = cloud_tree.query(queries, k=k, workers=-1)
     distances, index = distances.reshape(len(queries), k), index.reshape(len(queries), k)
     weights = 1.0 / np.maximum(distances, 1e-9)
@@ -149,7 +145,7 @@ def compute_point_features(
         block = queries[start : start + QUERY_BLOCK]
         parts = [block, query_normals[start : start + QUERY_BLOCK], fourier_features(block)]
         if interpolated or spectral is not None:
-            weights, index = _inverse_distance_weights(tree, block, min(3, len(cloud)))
+            weights, index = inverse_distance_weights(tree, block, min(3, len(cloud)))
         if interpolated:
             parts.append(np.einsum("mk,mkc->mc", weights, point_descriptors[index]))
         else:

@@ -244,7 +244,7 @@ def refine_probabilities(
         pieces = crease_pieces(
             geometry, config.refine_crease_deg, edges, config.refine_concave_creases_only
         )
-    centroids, _, _ = polygon_centroids(geometry)
+        centroids, _, _ = polygon_centroids(geometry)
     if spectral:
         clusters = polygon_clusters(
             points, centroids, config.refine_spectral_clusters, config.knn, config.spectral_dims

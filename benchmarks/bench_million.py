@@ -52,7 +52,7 @@ PROFILED = (
     # inside the method's hot spots, for whoever owns them (seconds and MB per function)
     ("backend.features", "covariance_descriptors"),
     ("backend.features", "spectral_embedding"),
-    ("backend.features", "interpolate"),
+    ("backend.features", "inverse_distance_weights"),
     ("backend.features", "fourier_features"),
     ("backend.refine", "polygon_edges"),
     ("backend.refine", "polygon_adjacency"),
