@@ -42,7 +42,9 @@ else:
     from ..backend.log import file_sink, get_logger
     from ..backend.metrics import mean_part_iou
     from ..backend.run_stages import RunRequest
-    from ..backend.teachers import check_teacher_available
+    from ..backend.teachers import check_teacher_available, download_missing_model
+    from ..backend.teachers.hub_download import terminal_progress
+    from ..backend.teachers.models import hub_cache_dir
     from . import compute_process
     from .batch_console import (
         Progress,
@@ -284,7 +286,11 @@ def _run(args) -> int:
         return 2
     run = Run(args)
     try:
-        # Before any rendering: a missing model stops here and nothing is written.
+        # Before any rendering: a missing model is fetched (--allow-downloads, with a progress
+        # bar) or stops the run here, and nothing is written.
+        fetched = download_missing_model(args.teacher, args.config, terminal_progress())
+        if fetched:
+            log(f"model {fetched} downloaded into {hub_cache_dir(args.config)}")
         check_teacher_available(args.teacher, args.config)
         if args.jobs == 1 and args.executor == "local":  # else each job loads its own
             run.load_teacher()

@@ -6,19 +6,20 @@
 
 With --cache-dir (or the default Hugging Face cache) the files land in the hub cache layout:
 copy that folder to the offline machine and point PartDistill at it (``cache_dir`` in the
-configuration, or HF_HOME). With --local-dir each model becomes a plain folder that
+configuration, or HF_HOME). With --local-dir each model is also copied to a plain folder that
 ``--model DIR`` loads. Only the files transformers needs are fetched (safetensors weights when
-the repository has them). "open_clip:ARCH/TAG" names fetch open_clip's weights into the cache.
+the repository has them); an interrupted download resumes where it stopped. HF_ENDPOINT
+chooses another hub (a mirror). "open_clip:ARCH/TAG" names fetch open_clip's weights into the cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG_FILES = ["*.json", "*.txt", "*.model", "*.tiktoken"]  # configs, vocabularies, merges
 
 
 def _repo_package():
@@ -33,20 +34,19 @@ def _repo_package():
 
 
 def fetch(repo_id: str, cache_dir: str | None, local_dir: str | None) -> str:
-    """Download one hub model's config, tokenizer and weights; returns where they are."""
-    from huggingface_hub import HfApi, snapshot_download
+    """Download one hub model's configs, tokenizer and weights with a progress bar (the code
+    the add-on's Download button and the batch's --allow-downloads use); resumes an interrupted
+    download. Returns where the model is."""
+    models = _repo_package()
+    from partdistill.backend.teachers.hub_download import download_model, terminal_progress
 
-    files = HfApi().list_repo_files(repo_id)
-    weights = ["*.safetensors"] if any(f.endswith(".safetensors") for f in files) else ["*.bin"]
-    target = None
-    if local_dir:
-        target = str(Path(local_dir) / repo_id.replace("/", "--"))
-    return snapshot_download(
-        repo_id,
-        cache_dir=cache_dir,
-        local_dir=target,
-        allow_patterns=CONFIG_FILES + weights,
-    )
+    cache = cache_dir or str(models.hub_cache_dir(models.PartDistillConfig()))
+    snapshot = download_model(repo_id, cache, progress=terminal_progress())
+    if not local_dir:
+        return str(snapshot)
+    target = Path(local_dir) / repo_id.replace("/", "--")
+    shutil.copytree(snapshot, target, dirs_exist_ok=True)  # links become plain files
+    return str(target)
 
 
 def fetch_open_clip(name: str, cache_dir: str | None) -> str:

@@ -17,7 +17,14 @@ import importlib
 
 from ..config import PartDistillConfig
 from ..contracts import TeacherUnavailable
-from .models import DEFAULT_MODELS, OPEN_CLIP_PREFIX, model_for_teacher, resolve_model
+from .models import (
+    DEFAULT_MODELS,
+    OPEN_CLIP_PREFIX,
+    downloads_allowed,
+    hub_cache_dir,
+    model_for_teacher,
+    resolve_model,
+)
 from .weights_check import check_model_folder
 
 BUILTIN_TEACHERS = {
@@ -68,6 +75,31 @@ def build_teacher(spec: str, part_names: list[str], **options):
             f"teacher {spec!r} must have kind 'pixel' or 'box' and a predict(views) method"
         )
     return teacher
+
+
+def download_missing_model(spec: str, config: PartDistillConfig, progress=None) -> str | None:
+    """Fetch the weights of a built-in teacher now, when they are missing and downloads are
+    allowed (``hub_download``, with ``progress`` as it goes); returns the model's name when
+    something was fetched, else None. So a run never downloads inside its teacher stage, where
+    no progress can be shown. A failed download raises TeacherUnavailable saying why."""
+    if spec not in DEFAULT_MODELS or not downloads_allowed(config):
+        return None
+    name = model_for_teacher(spec, config)
+    if name.startswith(OPEN_CLIP_PREFIX) or resolve_model(name, config).source != "download":
+        return None
+    from .hub_download import download_model, hub_endpoint
+
+    try:
+        download_model(name, hub_cache_dir(config), progress=progress)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # the Hub's and the network's many errors, said in one line
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TeacherUnavailable(
+            f"model {name!r} could not be downloaded from {hub_endpoint()}: {detail}. What was "
+            "fetched is kept; running again resumes from it."
+        ) from exc
+    return name
 
 
 def check_teacher_available(spec: str, config: PartDistillConfig) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..config import PartDistillConfig
 from ..contracts import TeacherUnavailable
+from .model_store import installed_model
 
 # The model each built-in teacher uses when the configuration does not name another one.
 DEFAULT_MODELS = {
@@ -113,16 +114,9 @@ def resolve_model(name: str, config: PartDistillConfig) -> ResolvedModel:
 
 
 def _cached_snapshot(repo_id: str, config: PartDistillConfig) -> str | None:
-    """The cached snapshot directory of ``repo_id`` when its config.json is cached, else None."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache_dir(config))
-    except Exception:  # a malformed id or cache is "not cached", never a crash
-        return None
-    if isinstance(found, str) and os.path.isfile(found):
-        return str(Path(found).parent)
-    return None
+    """The cached snapshot of ``repo_id`` when it holds config.json and weights, else None."""
+    found = installed_model(repo_id, hub_cache_dir(config))
+    return str(found.location) if found is not None and found.in_cache else None
 
 
 def _how_to_get(name: str, config: PartDistillConfig) -> str:

@@ -32,7 +32,7 @@ def _model_type(folder: Path, name: str) -> str:
         ) from None
 
 
-def _safetensors_problem(path: Path) -> str | None:
+def safetensors_problem(path: Path) -> str | None:
     """Why a safetensors file is not whole (its header says how long its data is), or None."""
     size = path.stat().st_size
     try:
@@ -64,7 +64,7 @@ def check_model_folder(teacher: str, folder: str, name: str) -> None:
             "Pass a model of that kind with --model DIR, or pick the teacher that loads it.",
         )
     for path in sorted(folder.glob("*.safetensors")):
-        problem = _safetensors_problem(path)
+        problem = safetensors_problem(path)
         if problem:
             raise TeacherUnavailable(
                 f"model {name!r}: the weights file {path} is corrupt or incomplete: {problem}.",
