@@ -140,9 +140,7 @@ def test_verify_names_a_truncated_and_an_altered_weights_file(hub, tmp_path):
 
 def test_verify_says_a_folder_holds_the_wrong_kind_of_model(clip_dir):
     problems = verify_model(str(clip_dir), "", "owlv2")
-    assert problems == [
-        "config.json says this is a 'clip' model; the owlv2 teacher needs 'owlv2'"
-    ]
+    assert problems == ["config.json says this is a 'clip' model; the owlv2 teacher needs 'owlv2'"]
     assert verify_model(str(clip_dir), "", "clip") == []
 
 
@@ -196,7 +194,8 @@ def test_a_hub_that_does_not_know_the_model_is_said_in_words(hub, tmp_path):
     )
     with pytest.raises(TeacherUnavailable) as err:
         download_missing_model("clip", config)
-    assert "'tiny-org/no-such-model' could not be downloaded from http://127.0.0.1" in str(err.value)
+    said = str(err.value)
+    assert "'tiny-org/no-such-model' could not be downloaded from http://127.0.0.1" in said
 
 
 def test_download_script_fetches_with_a_progress_bar(hub, clip_dir, tmp_path):
@@ -212,4 +211,5 @@ def test_download_script_fetches_with_a_progress_bar(hub, clip_dir, tmp_path):
     assert done.stdout.strip() == f"{REPO}: {plain}"
     assert verify_model(REPO, tmp_path / "cache", "clip") == []
     assert verify_model(str(plain), "", "clip") == []
-    assert (plain / "model.safetensors").read_bytes() == (clip_dir / "model.safetensors").read_bytes()
+    weights = (plain / "model.safetensors").read_bytes()
+    assert weights == (clip_dir / "model.safetensors").read_bytes()
