@@ -13,6 +13,7 @@ from . import evidence, results
 from .error_messages import error_message
 from .input_checks import check_objects, check_part_names
 from .job_registry import forget_running_job, running_job, set_running_job
+from .model_manager import missing_model_reason
 from .preferences import get_preferences
 from .properties import config_from_settings, part_names
 from .report_log import reports_to
@@ -70,7 +71,13 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return bool(target_objects(context)) and running_job() is None
+        if not target_objects(context) or running_job() is not None:
+            return False
+        reason = missing_model_reason(context)  # the Models box says what to press
+        if reason:
+            cls.poll_message_set(reason)
+            return False
+        return True
 
     def _start(self, context) -> StagedRun | None:
         settings = context.scene.partdistill

@@ -6,6 +6,7 @@ import bpy
 
 from . import presets, results
 from .job_registry import running_job
+from .model_manager import draw_models_box, missing_model_reason
 from .operators import target_objects
 from .preferences import ADDON_PACKAGE
 from .results import has_segmentation, read_run, run_summary
@@ -89,8 +90,14 @@ class PARTDISTILL_PT_main(_SidebarPanel, bpy.types.Panel):
 
         if running_job() is not None:  # not is_running: a file saved mid-run keeps that True
             draw_progress(layout, settings)
-        else:
-            layout.operator("partdistill.segment_parts", icon="PLAY")
+            return
+        reason = missing_model_reason(context)
+        if reason:  # the teacher's weights are absent: say so, and what to press
+            box = layout.box()
+            box.label(text="Models", icon="IMPORT")
+            box.label(text=reason.split(":")[0], icon="ERROR")
+            draw_models_box(box, context, only_chosen=True)
+        layout.operator("partdistill.segment_parts", icon="PLAY")  # grey while reason is set
 
 
 class PARTDISTILL_PT_advanced(_SidebarPanel, bpy.types.Panel):

@@ -81,9 +81,12 @@ class PARTDISTILL_AP_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "python_path")
         row = layout.row()
         row.prop(self, "allow_downloads")
-        if self.allow_downloads and not bpy.app.online_access:
-            layout.label(text="Online access is off in Blender: nothing will be downloaded",
-                         icon="INFO")  # fmt: skip
+        from .model_manager import draw_models_box  # it reads these preferences
+
+        box = layout.box()
+        box.use_property_split = False
+        box.label(text="Models", icon="IMPORT")
+        draw_models_box(box, context)
 
 
 def get_preferences(context=None):

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import bpy
 
-from . import job_registry, operators, panels, part_list, preferences, presets, properties
+from . import (
+    job_registry,
+    model_downloads,
+    model_manager,
+    operators,
+    panels,
+    part_list,
+    preferences,
+    presets,
+    properties,
+)
 
 # Property groups first (others point at them), panels last (they draw the operators).
 CLASSES = (
@@ -12,6 +22,7 @@ CLASSES = (
     *preferences.CLASSES,
     *part_list.CLASSES,
     *presets.CLASSES,
+    *model_manager.CLASSES,
     *operators.CLASSES,
     *panels.CLASSES,
 )
@@ -33,6 +44,7 @@ def unregister() -> None:
     if _abort_on_load in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_abort_on_load)
     job_registry.abort_running_job()  # never leave a worker thread behind a disabled add-on
+    model_downloads.stop_all()
     properties.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -75,7 +75,7 @@ def test_errors_reach_the_user_and_change_nothing(ui):
         bpy.ops.partdistill.segment_parts()
     assert snapshot(obj) == before
 
-    # Missing weights are found before any view is rendered, with what to do in Blender.
+    # Missing weights grey Segment Parts before any view is rendered, saying what to do.
     ui.teacher = "clip"
     prefs = bpy.context.preferences.addons.new()
     prefs.module = "partdistill"
@@ -86,9 +86,10 @@ def test_errors_reach_the_user_and_change_nothing(ui):
             bpy.ops.partdistill.segment_parts()
     finally:
         bpy.context.preferences.addons.remove(prefs)
-    message = str(err.value)
-    assert "model '/nonexistent/clip-model' was not found" in message
-    assert "Set Model in the add-on's preferences" in message
+    message = str(err.value)  # Segment Parts is grey; its tooltip says why and what to press
+    assert "poll()" in message
+    assert "The model folder /nonexistent/clip-model does not exist" in message
+    assert "Use Folder" in message and "set Model in the add-on's preferences" in message
     assert "download_models.py" not in message and "--model" not in message  # command line
     assert snapshot(obj) == before and len(bpy.data.images) == images  # nothing rendered
 

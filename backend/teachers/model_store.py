@@ -113,7 +113,7 @@ def verify_model(name: str, cache_dir: str | Path, teacher: str | None = None) -
     """
     found = installed_model(name, cache_dir)
     if found is None:
-        return [f"{name} is not installed (no config.json with weights beside it)"]
+        return [_why_not_installed(name)]
     folder = found.location
     problems = []
     try:
@@ -145,6 +145,15 @@ def verify_model(name: str, cache_dir: str | Path, teacher: str | None = None) -
                     "differs): it was changed or cut short after the download"
                 )
     return problems
+
+
+def _why_not_installed(name: str) -> str:
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        return f"{name} is not installed (not in the cache, and no such folder)"
+    if not (folder / "config.json").is_file():
+        return "the folder holds no config.json: it is not a saved model"
+    return "the folder holds config.json but no weights file (.safetensors or .bin)"
 
 
 def remove_model(name: str, cache_dir: str | Path) -> int:
