@@ -8,8 +8,9 @@ in X screen coordinates, its active tab, the part list, whether a segmentation i
 what the object holds, what is selected or hidden in edit mode, which images the Image
 Editors show, and the add-on preferences.
 
-PARTDISTILL_UI_SCENARIO picks the scene: "single" (the chair alone) or "multi" (a second
-chair beside it, both selected).
+PARTDISTILL_UI_SCENARIO picks the scene: "single" (the chair alone), "multi" (a second
+chair beside it, both selected) or "models" (the chair with the CLIP teacher whose model,
+PARTDISTILL_UI_MODEL, is not yet in the cache folder PARTDISTILL_UI_CACHE).
 """
 
 import hashlib
@@ -97,6 +98,11 @@ def prepare():
     for name in PARTS:
         settings.parts.add().name = name
     settings.teacher = "simulated"
+    if SCENARIO == "models":
+        settings.teacher = "clip"
+        prefs = bpy.context.preferences.addons[ADDON].preferences
+        prefs.model = os.environ["PARTDISTILL_UI_MODEL"]
+        prefs.cache_dir = os.environ["PARTDISTILL_UI_CACHE"]
     settings.num_views = 6
     settings.resolution = 128
     settings.num_points = 1024
@@ -232,6 +238,43 @@ def preferences_state():
     }
 
 
+def models_state():
+    """The chosen teacher's model as the Models box sees it, and its download."""
+    manager = sys.modules.get(ADDON + ".partdistill_blender.model_manager")
+    downloads = sys.modules.get(ADDON + ".partdistill_blender.model_downloads")
+    if manager is None or downloads is None:
+        return None
+    window = bpy.context.window_manager.windows[0]
+    area, sidebar = view3d(window.screen)
+    with bpy.context.temp_override(window=window, area=area, region=sidebar):
+        enabled = bpy.ops.partdistill.segment_parts.poll()
+        reason = manager.missing_model_reason(bpy.context) or ""
+        chosen = manager.chosen_model(bpy.context)
+        cache = manager.cache_dir(bpy.context)
+    name = chosen.name if chosen is not None else ""
+    job = downloads.job_for(name) if name else None
+    progress = job.progress if job is not None else None
+    return {
+        "online_access": bool(bpy.app.online_access),
+        "segment_enabled": bool(enabled),
+        "reason": reason,
+        "chosen": name,
+        "installed": bool(name) and manager.installed_model(name, cache) is not None,
+        "partial_bytes": manager.partial_bytes(name, cache) if name else 0,
+        "job": None
+        if job is None
+        else {
+            "state": job.state,
+            "running": job.running,
+            "cancelling": job.cancel.is_set(),
+            "message": job.message,
+            "done_bytes": progress.done_bytes if progress else 0,
+            "total_bytes": progress.total_bytes if progress else 0,
+            "text": progress.describe() if progress else "",
+        },
+    }
+
+
 def user_presets():
     module = sys.modules.get(ADDON + ".partdistill_blender.presets")
     return sorted(module.load_user_presets()) if module else None
@@ -291,6 +334,7 @@ def report():
         "user_presets": user_presets(),
         "image_editors": image_editors(),
         "preferences": preferences_state(),
+        "models": models_state(),
         "materials": [s.material.name for s in obj.material_slots if s.material],
         "has_part_attribute": chair["segmented"],
         "snapshot": chair["snapshot"],

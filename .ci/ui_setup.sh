@@ -35,13 +35,21 @@ click "$BX" "$BY"
 expect "s['part_list'] == ['seat', 'back', 'chair leg']" "- removes it"
 
 # 2. Presets. open_presets: click the Presets menu, wait until it draws; MENU_Y is its row.
+# A click that a tooltip or a redraw swallowed is tried once more, the button found afresh.
 open_presets() {
-  local drawn
-  drawn=$(value "s['menus_drawn'].get('PARTDISTILL_MT_presets', 0)")
+  local drawn attempt
   [ -n "${MENU_Y:-}" ] || { button 'bpy.ops.wm.call_menu(name="PARTDISTILL_MT_presets")'; MENU_Y=$BY; }
-  click "$BUTTON_X" "$MENU_Y"
-  wait_for "s['menus_drawn'].get('PARTDISTILL_MT_presets', 0) > $drawn" 5 || {
-    shot failed; echo "FAIL: the Presets menu did not open"; exit 1; }
+  for attempt in 1 2; do
+    drawn=$(value "s['menus_drawn'].get('PARTDISTILL_MT_presets', 0)")
+    click "$BUTTON_X" "$MENU_Y"
+    wait_for "s['menus_drawn'].get('PARTDISTILL_MT_presets', 0) > $drawn" 5 && return 0
+    [ "$attempt" = 2 ] && break
+    echo "the click at $BUTTON_X,$MENU_Y opened no Presets menu; finding the button again"
+    shot presets_missed
+    xdotool key Escape
+    button 'bpy.ops.wm.call_menu(name="PARTDISTILL_MT_presets")'; MENU_Y=$BY
+  done
+  shot failed; echo "FAIL: the Presets menu did not open"; exit 1
 }
 # open_submenu IDNAME: hover down the open menu until the submenu IDNAME draws; SUB_Y its row
 open_submenu() {
@@ -102,8 +110,9 @@ menu_item 'bpy.ops.partdistill.delete_preset(name="Dining chair")' "$BUTTON_X" $
 click "$BUTTON_X" "$BY"
 expect "s['user_presets'] == []" "Presets > Delete Dining chair removes it"
 
-# 3. An error a user would meet: the CLIP teacher without its weights (none can be downloaded
-# here). It must be told at once, before any view is rendered, with what to do in Blender.
+# 3. What a user meets first: the CLIP teacher without its weights (none is downloaded here).
+# Segment Parts is grey at once, its tooltip says why, the Models box says what to press, and a
+# click on it renders nothing.
 # The settings are rows of one height: Object, Teacher, Mode, Views. Ctrl+C finds the Object
 # field (the preset set it to "chair") and Views ("6"); Teacher is the row below Object.
 # (Ctrl+wheel, which steps a drop-down through its items, switches sidebar tabs or changes
@@ -127,16 +136,18 @@ for wheel in 4 4 4 4 4 4 5 5 5 5 5 5 5 5 5 5 5 5; do  # up to the list's start, 
   is "s['tab'] == 'PartDistill'" || { shot failed; echo "FAIL: Ctrl+wheel at $BUTTON_X,$TEACHER_Y missed the Teacher drop-down"; exit 1; }
 done
 expect "s['teacher'] == 'clip'" "Teacher set to CLIP in the panel"
+expect "not s['models']['segment_enabled'] and 'openai/clip-vit-base-patch16' in s['models']['reason']" \
+  "with CLIP and no weights, Segment Parts is grey"
+echo "  its tooltip: $(state "['models']['reason']")"
 RENDERS_BEFORE=$(grep -c "partdistill_render" "$LOG" || true)
 button "bpy.ops.partdistill.segment_parts()" "$BUTTON_X" $((SY + SH / 3))
 click "$BX" "$BY"
-for _ in $(seq 50); do fresh; grep -q "^PartDistill error" "$LOG" && break; done
-grep "^PartDistill error" "$LOG" | head -1
-grep -q "^PartDistill error: model 'openai/clip-vit-base-patch16' is not on this machine.* Set Model in the add-on's preferences" "$LOG" || {
-  shot failed; echo "FAIL: no error report naming the missing model and the preferences"; exit 1; }
+sleep 2
+fresh
 [ "$(grep -c "partdistill_render" "$LOG" || true)" = "$RENDERS_BEFORE" ] && is "not s['running'] and s['finished_runs'] == 0" || {
-  echo "FAIL: views were rendered or a run went on before the missing weights were reported"; exit 1; }
-echo "PASS Segment Parts with CLIP and no weights: an error report at once (above), nothing rendered"
+  echo "FAIL: a click on the grey Segment Parts rendered views or started a run"; exit 1; }
+! grep -q "^PartDistill error" "$LOG" || { echo "FAIL: an error report where the button should be grey"; exit 1; }
+echo "PASS a click on the grey Segment Parts renders nothing and reports no error"
 sleep 0.5
 shot error
 

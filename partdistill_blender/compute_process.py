@@ -28,7 +28,7 @@ from ..backend.run_stages import (
     clean_environment,
     run_compute,
 )
-from .preferences import get_preferences
+from .addon import get_preferences
 
 PYTHON_ENV_VAR = "PARTDISTILL_PYTHON"
 PROBE_TIMEOUT_S = 180  # importing torch from a cold disk can take a while

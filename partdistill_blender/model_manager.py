@@ -30,7 +30,7 @@ from ..backend.teachers.models import (
     model_for_teacher,
 )
 from . import model_downloads
-from .preferences import get_preferences
+from .addon import get_preferences
 from .properties import DEFAULTS
 
 ONLINE_OFF = (

@@ -10,11 +10,11 @@ from bpy.props import BoolProperty, IntProperty
 from ..backend.contracts import TeacherUnavailable
 from ..backend.run_stages import STAGE_NAMES
 from . import evidence, results
+from .addon import get_preferences
 from .error_messages import error_message
 from .input_checks import check_objects, check_part_names
 from .job_registry import forget_running_job, running_job, set_running_job
 from .model_manager import missing_model_reason
-from .preferences import get_preferences
 from .properties import config_from_settings, part_names
 from .report_log import reports_to
 from .staged_run import StagedRun

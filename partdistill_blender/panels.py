@@ -5,10 +5,10 @@ from __future__ import annotations
 import bpy
 
 from . import presets, results
+from .addon import ADDON_PACKAGE
 from .job_registry import running_job
 from .model_manager import draw_models_box, missing_model_reason
 from .operators import target_objects
-from .preferences import ADDON_PACKAGE
 from .results import has_segmentation, read_run, run_summary
 
 CATEGORY = "PartDistill"

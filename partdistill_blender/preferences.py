@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..backend.config import DEVICES
+from .addon import ADDON_PACKAGE, extension_user_dir
+from .model_manager import draw_models_box
 from .properties import DEFAULTS
-
-# The extension's root package: "bl_ext.<repo>.<id>" when installed, "partdistill" in tests.
-ADDON_PACKAGE = __package__.rpartition(".")[0]
-
-
-def extension_user_dir(subdir: str) -> str:
-    """A writable folder of the extension (created): its user directory when installed as an
-    extension, else a folder under the system's temporary directory."""
-    try:
-        return bpy.utils.extension_path_user(ADDON_PACKAGE, path=subdir, create=True)
-    except (ValueError, AttributeError, RuntimeError):
-        # Not loaded as an extension (tests, scripts): no extension user directory exists.
-        path = os.path.join(tempfile.gettempdir(), "partdistill", subdir)
-        os.makedirs(path, exist_ok=True)
-        return path
 
 
 class PARTDISTILL_AP_preferences(bpy.types.AddonPreferences):
@@ -81,19 +65,10 @@ class PARTDISTILL_AP_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "python_path")
         row = layout.row()
         row.prop(self, "allow_downloads")
-        from .model_manager import draw_models_box  # it reads these preferences
-
         box = layout.box()
         box.use_property_split = False
         box.label(text="Models", icon="IMPORT")
         draw_models_box(box, context)
-
-
-def get_preferences(context=None):
-    """The add-on preferences, or None when the package is not enabled as an add-on."""
-    context = context or bpy.context
-    addon = context.preferences.addons.get(ADDON_PACKAGE)
-    return addon.preferences if addon is not None else None
 
 
 CLASSES = (PARTDISTILL_AP_preferences,)

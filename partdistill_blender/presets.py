@@ -16,8 +16,8 @@ import pathlib
 import bpy
 from bpy.props import StringProperty
 
+from .addon import extension_user_dir
 from .part_list import set_parts
-from .preferences import extension_user_dir
 
 # Everyday objects and the parts an artist would name, typed by us.
 BUILTIN_PRESETS: dict[str, list[str]] = {

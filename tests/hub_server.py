@@ -173,3 +173,41 @@ class HubServer:
                     time.sleep(len(chunk) / self.bytes_per_s)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client hung up (a cancel)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a tiny CLIP until killed, for the real-Blender test (.ci/ui_models.sh): writes the
+    endpoint to --endpoint-file once listening and prints each request."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--repo", default="tiny-org/tiny-clip")
+    parser.add_argument("--folder", type=Path, required=True, help="made here when missing")
+    parser.add_argument("--bytes-per-s", type=float, default=None)
+    parser.add_argument("--endpoint-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if not (args.folder / "config.json").is_file():
+        root = Path(__file__).resolve().parents[1]
+        sys.path[:0] = [str(root), str(root / "tests")]
+        import load_repo
+
+        load_repo.load()
+        from fixtures_teachers import save_tiny_clip
+
+        save_tiny_clip(args.folder)
+    server = HubServer({args.repo: args.folder})
+    server.bytes_per_s = args.bytes_per_s
+    server.start()
+    args.endpoint_file.write_text(server.endpoint)
+    print(f"serving {args.repo} at {server.endpoint}", flush=True)
+    seen = 0
+    while True:  # killed by the test when it ends
+        time.sleep(0.2)
+        for line in server.requests[seen:]:
+            print(line, flush=True)
+        seen = len(server.requests)
+
+
+if __name__ == "__main__":
+    main()

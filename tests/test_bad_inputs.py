@@ -430,7 +430,7 @@ def test_unusable_teacher_weights_stop_before_rendering(scene, capsys, tmp_path,
 
 
 def test_panel_says_the_weights_are_truncated_before_rendering(ui, tmp_path, tiny_models):
-    from partdistill.partdistill_blender import preferences
+    from partdistill.partdistill_blender import addon
 
     folder = _broken_clip(tiny_models, tmp_path, "truncated")
     cube()
@@ -439,7 +439,7 @@ def test_panel_says_the_weights_are_truncated_before_rendering(ui, tmp_path, tin
     prefs = bpy.context.preferences.addons.new()
     prefs.module = "partdistill"
     try:
-        preferences.get_preferences().model = str(folder)
+        addon.get_preferences().model = str(folder)
         message = refused_in_panel(ui)
     finally:
         bpy.context.preferences.addons.remove(prefs)

@@ -17,10 +17,10 @@ from fixtures_teachers import save_tiny_clip
 from hub_server import HubServer
 from partdistill.backend.teachers.model_store import installed_model, partial_bytes
 from partdistill.partdistill_blender import (
+    addon,
     model_downloads,
     model_manager,
     panels,
-    preferences,
     results,
 )
 from ui_fixtures import chair_scene, snapshot
@@ -47,9 +47,9 @@ def hub(clip_dir, monkeypatch):
 @pytest.fixture()
 def prefs(ui, tmp_path):
     """The add-on's preferences: the tiny CLIP chosen, an empty cache, online access on."""
-    addon = bpy.context.preferences.addons.new()
-    addon.module = "partdistill"
-    settings = preferences.get_preferences()
+    entry = bpy.context.preferences.addons.new()
+    entry.module = "partdistill"
+    settings = addon.get_preferences()
     settings.model, settings.cache_dir = REPO, str(tmp_path / "cache")
     system = bpy.context.preferences.system
     was_online = system.use_online_access
@@ -57,7 +57,7 @@ def prefs(ui, tmp_path):
     yield settings
     model_downloads.stop_all()
     system.use_online_access = was_online
-    bpy.context.preferences.addons.remove(addon)
+    bpy.context.preferences.addons.remove(entry)
 
 
 def _total_bytes(clip_dir: Path) -> int:

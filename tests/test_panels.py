@@ -13,6 +13,8 @@ import pytest
 from checked_layout import CheckedLayout, draw
 from partdistill.backend.config import PartDistillConfig
 from partdistill.partdistill_blender import (
+    addon,
+    model_manager,
     panels,
     part_list,
     preferences,
@@ -73,7 +75,8 @@ def test_draw_code_uses_real_icons_and_layout_functions():
         for e in bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items
     }
     source = "".join(
-        pathlib.Path(m.__file__).read_text() for m in (panels, part_list, presets, preferences)
+        pathlib.Path(m.__file__).read_text()
+        for m in (panels, part_list, presets, preferences, model_manager)
     )
     used = set(re.findall(r'icon="([A-Z_0-9]+)"', source))
     assert used and used <= icons, used - icons
@@ -89,7 +92,7 @@ def test_panels_draw_without_and_with_a_result(ui):
     assert ("list", "parts") in main.drawn
     assert ("menu", "PARTDISTILL_MT_presets", None) in main.drawn
     header = draw(panels.PARTDISTILL_PT_main, bpy.context, "draw_header_preset")
-    assert header.operators() == [("preferences.addon_show", {"module": preferences.ADDON_PACKAGE})]
+    assert header.operators() == [("preferences.addon_show", {"module": addon.ADDON_PACKAGE})]
 
     obj = chair_scene(ui)
     main = draw(panels.PARTDISTILL_PT_main, bpy.context)
@@ -157,11 +160,11 @@ def test_checked_layout_refuses_what_blender_would(ui):
 def test_preferences_feed_the_config(ui, monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the fallback user directory
     assert preferences.PARTDISTILL_AP_preferences.bl_idname == "partdistill"
-    assert preferences.get_preferences() is None  # not enabled as an add-on yet
-    addon = bpy.context.preferences.addons.new()
-    addon.module = "partdistill"
+    assert addon.get_preferences() is None  # not enabled as an add-on yet
+    entry = bpy.context.preferences.addons.new()
+    entry.module = "partdistill"
     try:
-        prefs = preferences.get_preferences()
+        prefs = addon.get_preferences()
         assert prefs.model == PartDistillConfig().model
         prefs.model, prefs.device, prefs.allow_downloads = "/models/clip", "cpu", True
         config = properties.config_from_settings(ui, prefs)
@@ -172,4 +175,4 @@ def test_preferences_feed_the_config(ui, monkeypatch, tmp_path):
         ui.device = "auto"  # the panel's choice wins over the preferences
         assert properties.config_from_settings(ui, prefs).device == "auto"
     finally:
-        bpy.context.preferences.addons.remove(addon)
+        bpy.context.preferences.addons.remove(entry)

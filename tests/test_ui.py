@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from partdistill.backend.config import PartDistillConfig
 from partdistill.partdistill_blender import (
+    addon,
     demo,
     evidence,
     job_registry,
-    preferences,
     properties,
     results,
 )
@@ -80,7 +80,7 @@ def test_errors_reach_the_user_and_change_nothing(ui):
     prefs = bpy.context.preferences.addons.new()
     prefs.module = "partdistill"
     try:
-        preferences.get_preferences().model = "/nonexistent/clip-model"
+        addon.get_preferences().model = "/nonexistent/clip-model"
         images = len(bpy.data.images)
         with pytest.raises(RuntimeError) as err:
             bpy.ops.partdistill.segment_parts()
