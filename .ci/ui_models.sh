@@ -50,20 +50,18 @@ xdotool mousemove $((SX + SW / 2)) $((SY + SH - 5))
 sleep 1
 shot models_missing
 
-# 2. Online access: off in a fresh Blender; the box offers Blender's own switch. Ctrl+Alt+
-# Shift+C over a property copies its full data path, which finds the checkbox.
+# 2. Online access: off in a fresh Blender; the box offers Blender's own switch, a checkbox
+# between the box's first lines and the (grey) Download button. From just above the button,
+# click upwards through the box's rows (labels do nothing) until online access is on.
 if ! is "s['models']['online_access']"; then
-  FOUND=""
-  for ((y = SY + 20; y < SY + SH - 4; y += 5)); do
-    start=$(state "['sequence']")
-    xdotool mousemove "$LEFT_X" "$y" sleep 0.05 key ctrl+alt+shift+c
+  button "$DOWNLOAD" "$LEFT_X"
+  for ((y = BY - 14; y > BY - 160; y -= 5)); do
+    click "$LEFT_X" "$y"
     fresh
-    if [ "$(value "s['copied']['text'] if s['copied']['sequence'] > $start else ''")" = \
-      "bpy.context.preferences.system.use_online_access" ]; then FOUND=$y; break; fi
+    is "s['models']['online_access']" && break
   done
-  [ -n "$FOUND" ] || { shot failed; echo "FAIL: no Allow Online Access checkbox in the Models box"; exit 1; }
-  click "$LEFT_X" "$FOUND"
-  expect "s['models']['online_access']" "Allow Online Access in the Models box turns Blender's online access on"
+  expect "s['models']['online_access'] and s['models']['chosen'] == '$MODEL' and not s['running']" \
+    "Allow Online Access in the Models box turns Blender's online access on"
 fi
 [ ! -s "$HUB_LOG" ] || ! grep -q "^GET\|^HEAD" "$HUB_LOG" || {
   echo "FAIL: requests reached the Hub before Download was pressed:"; cat "$HUB_LOG"; exit 1; }

@@ -66,7 +66,12 @@ def chosen_model(context) -> ChosenModel | None:
     if name.startswith(OPEN_CLIP_PREFIX):
         return None  # open_clip fetches and caches its own weights
     entry = catalog_entry(name)
-    return ChosenModel(name, teacher, entry.title if entry else name)
+    return ChosenModel(name, teacher, entry.title if entry else _short_name(name))
+
+
+def _short_name(name: str) -> str:
+    """What a narrow sidebar can show of a hub id or folder: its last part."""
+    return name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or name
 
 
 def _is_hub_id(name: str) -> bool:
@@ -80,10 +85,8 @@ def missing_model_reason(context) -> str | None:
     if chosen is None or installed_model(chosen.name, cache_dir(context)) is not None:
         return None
     if _is_hub_id(chosen.name):
-        return (
-            f"The {chosen.title} weights ({chosen.name}) are not installed: press Download in "
-            "the Models box"
-        )
+        named = chosen.title if chosen.title == chosen.name else f"{chosen.title} ({chosen.name})"
+        return f"The weights of {named} are not installed: press Download in the Models box"
     if os.path.isdir(chosen.name):
         what = "holds no config.json with weights"
     else:
@@ -248,15 +251,17 @@ def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
     elif job is not None and job.running:
         box.label(text=f"Downloading {row.name}", icon="IMPORT")
     else:
+        # Short lines: the sidebar is narrow.
         entry = catalog_entry(row.name)
         kept = partial_bytes(row.name, cache) if is_hub else 0
-        if entry is not None:
-            size = f"download {format_bytes(entry.download_bytes)}"
+        if not is_hub:
+            box.label(text="Folder not found, or no weights in it", icon="ERROR")
+        elif entry is not None:
+            box.label(text=f"Not installed: {format_bytes(entry.download_bytes)}", icon="ERROR")
         else:
-            size = "on the Hugging Face Hub" if is_hub else "no such folder"
+            box.label(text="Not installed", icon="ERROR")
         if kept:
-            size += f", {format_bytes(kept)} fetched so far (Download resumes)"
-        box.label(text=f"Not installed ({size})", icon="ERROR")
+            box.label(text=f"{format_bytes(kept)} fetched: Download resumes", icon="INFO")
     if job is not None and job.running:
         draw_download_progress(box, job)
     elif job is not None and job.state in ("failed", "cancelled"):
@@ -280,12 +285,27 @@ def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
     buttons.operator("partdistill.model_use_folder", icon="FILE_FOLDER").teacher = row.teacher
 
 
+def next_step(context, chosen: ChosenModel) -> str:
+    """What to press so that Segment Parts can run (one short line, for the sidebar)."""
+    if not _is_hub_id(chosen.name):
+        return "Segment Parts needs it: Use Folder…"
+    job = model_downloads.job_for(chosen.name)
+    if job is not None and job.running:
+        return "Segment Parts waits for the download"
+    if not bpy.app.online_access:
+        return "Allow Online Access, then Download"
+    return "Segment Parts needs it: press Download"
+
+
 def draw_models_box(layout, context, only_chosen: bool = False) -> None:
-    """The Models box: every built-in model (or only the chosen one) with its state and buttons."""
+    """The Models box: every built-in model (or only the chosen one, when its weights are
+    absent, with what to press) with its state and buttons."""
     col = layout.column()
     chosen = chosen_model(context)
+    if only_chosen and chosen is not None:
+        col.label(text=next_step(context, chosen), icon="INFO")
     if not bpy.app.online_access:
-        col.label(text="Online access is off: downloads need it", icon="INFO")
+        col.label(text="Online access is off", icon="INFO")
         col.prop(context.preferences.system, "use_online_access", text="Allow Online Access")
     for row in _rows(context):
         if only_chosen and (chosen is None or row.name != chosen.name):

@@ -95,7 +95,6 @@ class PARTDISTILL_PT_main(_SidebarPanel, bpy.types.Panel):
         if reason:  # the teacher's weights are absent: say so, and what to press
             box = layout.box()
             box.label(text="Models", icon="IMPORT")
-            box.label(text=reason.split(":")[0], icon="ERROR")
             draw_models_box(box, context, only_chosen=True)
         layout.operator("partdistill.segment_parts", icon="PLAY")  # grey while reason is set
 

@@ -85,9 +85,13 @@ def test_grey_until_downloaded_then_segment_parts_uses_the_model(ui, prefs, hub,
     assert not bpy.ops.partdistill.segment_parts.poll()
     with pytest.raises(RuntimeError) as err:
         bpy.ops.partdistill.segment_parts()
-    assert f"({REPO}) are not installed: press Download in the Models box" in str(err.value)
+    assert (
+        f"weights of tiny-clip ({REPO}) are not installed: press Download in the Models box"
+        in str(err.value)
+    )
     panel = _main_panel()
-    assert "Not installed (on the Hugging Face Hub)" in panel.labels()
+    assert "Not installed" in panel.labels()
+    assert "Segment Parts needs it: press Download" in panel.labels()
     assert "partdistill.model_download" in _pressable(panel)
     assert hub.requests == []  # drawing the box asks the Hub nothing
 
@@ -139,7 +143,7 @@ def test_cancel_keeps_the_bytes_and_the_next_download_resumes(ui, prefs, hub, cl
     kept = partial_bytes(REPO, cache)
     assert 0 < kept <= weights // 2
     labels = _main_panel().labels()
-    assert any("fetched so far (Download resumes)" in label for label in labels), labels
+    assert any(label.endswith("fetched: Download resumes") for label in labels), labels
     assert "Download cancelled: what was fetched is kept for a resume" in labels
 
     hub.hold_after = None
@@ -163,7 +167,8 @@ def test_online_access_off_sends_nothing_and_offers_blenders_switch(ui, prefs, h
         bpy.ops.partdistill.model_download(repo_id=REPO)
     assert model_downloads.job_for(REPO) is None
     panel = _main_panel()
-    assert "Online access is off: downloads need it" in panel.labels()
+    assert "Online access is off" in panel.labels()
+    assert "Allow Online Access, then Download" in panel.labels()
     assert "use_online_access" in panel.props()  # Blender's own switch, in the box
     time.sleep(0.2)
     assert hub.requests == []
