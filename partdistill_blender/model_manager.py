@@ -280,7 +280,8 @@ def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
     if found is not None:
         op = buttons.operator("partdistill.model_verify", icon="CHECKMARK")
         op.name, op.teacher = row.name, row.teacher
-    if is_hub and (found is not None or partial_bytes(row.name, cache)):
+    downloading = job is not None and job.running
+    if is_hub and not downloading and (found is not None or partial_bytes(row.name, cache)):
         buttons.operator("partdistill.model_remove", icon="TRASH").repo_id = row.name
     buttons.operator("partdistill.model_use_folder", icon="FILE_FOLDER").teacher = row.teacher
 
@@ -291,7 +292,7 @@ def next_step(context, chosen: ChosenModel) -> str:
         return "Segment Parts needs it: Use Folder…"
     job = model_downloads.job_for(chosen.name)
     if job is not None and job.running:
-        return "Segment Parts waits for the download"
+        return "Segment Parts waits for it"
     if not bpy.app.online_access:
         return "Allow Online Access, then Download"
     return "Segment Parts needs it: press Download"

@@ -83,16 +83,23 @@ def test_cancel_half_way_leaves_no_model_and_the_next_download_resumes(hub, clip
     cancel = threading.Event()
     outcome = []
 
+    first_bytes = threading.Event()  # the client has read (and so will write) a chunk
+
     def download():
+        def seen(report):
+            if report.done_bytes > 0:
+                first_bytes.set()
+
         try:
-            download_model(REPO, cache, cancel=cancel)
+            download_model(REPO, cache, progress=seen, cancel=cancel)
             outcome.append("finished")
         except DownloadCancelled:
             outcome.append("cancelled")
 
     worker = threading.Thread(target=download)
     worker.start()
-    assert hub.held.wait(30), "the download never reached half-way"
+    # The server's half may still sit in the socket's buffers: wait until the client read some.
+    assert hub.held.wait(30) and first_bytes.wait(30), "the download never reached half-way"
     cancel.set()
     hub.release.set()  # the next chunk arrives, and the download sees the cancel
     worker.join(30)

@@ -134,6 +134,8 @@ def test_cancel_keeps_the_bytes_and_the_next_download_resumes(ui, prefs, hub, cl
     bpy.ops.partdistill.model_download(repo_id=REPO)
     job = model_downloads.job_for(REPO)
     assert hub.held.wait(30), "the download never reached half-way"
+    # The server's half may still sit in the socket's buffers: wait until the client read some.
+    _wait(lambda: job.progress is not None and job.progress.done_bytes > 0)
     assert bpy.ops.partdistill.model_cancel(repo_id=REPO) == {"FINISHED"}
     assert ("progress", "Cancelling…") in _main_panel().drawn
     hub.release.set()  # the next chunk arrives, and the download sees the cancel

@@ -67,13 +67,13 @@ class DownloadProgress:
         return max(0.0, self.total_bytes - self.done_bytes) / self.bytes_per_s
 
     def describe(self) -> str:
-        """ "312 MB of 599 MB · 12.1 MB/s · 24 s left" """
+        """ "312 MB of 599 MB · 24 s left · 12.1 MB/s" (what a narrow bar cuts off comes last)"""
         text = f"{format_bytes(self.done_bytes)} of {format_bytes(self.total_bytes)}"
-        if self.bytes_per_s > 0:
-            text += f" · {format_bytes(self.bytes_per_s)}/s"
         left = self.seconds_left
         if left is not None:
             text += f" · {format_seconds(left)} left"
+        if self.bytes_per_s > 0:
+            text += f" · {format_bytes(self.bytes_per_s)}/s"
         return text
 
 
@@ -87,12 +87,16 @@ def terminal_progress(stream=None) -> ProgressFn:
 
     stream = stream or sys.stderr
     tty = hasattr(stream, "isatty") and stream.isatty()
-    last_tenth = [-1]
+    last_tenth, last_drawn = [-1], [0.0]
 
     def show(p: DownloadProgress) -> None:
         bar = "#" * int(p.fraction * 30)
         line = f"{p.model} [{bar:<30}] {p.fraction:4.0%} {p.describe()}"
         if tty:
+            now = time.monotonic()
+            if now - last_drawn[0] < 0.1 and p.fraction < 1:
+                return  # ten redraws a second are enough to read
+            last_drawn[0] = now
             stream.write("\r" + line.ljust(100) + ("\n" if p.fraction >= 1 else ""))
         elif int(p.fraction * 10) > last_tenth[0]:
             last_tenth[0] = int(p.fraction * 10)
@@ -165,7 +169,7 @@ def download_model(
 ) -> Path:
     """Fetch what a teacher needs of ``repo_id`` into the hub cache ``cache_dir``.
 
-    Returns the snapshot folder. ``progress`` is called at most ~10 times a second; setting
+    Returns the snapshot folder. ``progress`` is called at each file's start and chunk; setting
     ``cancel`` stops the transfer at the next chunk with DownloadCancelled, keeping the bytes
     fetched so far (the next call resumes from them). A file that arrives with the wrong size
     or hash is deleted and raises ValueError naming it.
@@ -187,7 +191,7 @@ def download_model(
         snapshot = hf_hub_download(
             repo_id, hub_file.name, cache_dir=str(cache_dir), endpoint=endpoint
         )
-    meter.report(force=True)
+    meter.report()
     return Path(snapshot).parent
 
 
@@ -266,7 +270,6 @@ class _Meter:
         self.file = ""
         self.samples: list[tuple[float, int]] = []  # (time, bytes transferred so far)
         self.transferred = 0
-        self.last_report = 0.0
 
     def start_file(self, name: str) -> None:
         self.file, self.current = name, 0
@@ -275,7 +278,7 @@ class _Meter:
     def resumed(self, count: int) -> None:
         self.current = count
         self.resumed_total += count
-        self.report(force=True)
+        self.report()
 
     def file_done(self, name: str, size: int) -> None:
         self.done += size
@@ -298,11 +301,12 @@ class _Meter:
         (t0, b0), (t1, b1) = self.samples[0], self.samples[-1]
         return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
 
-    def report(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.progress is None or (not force and now - self.last_report < 0.1):
+    def report(self) -> None:
+        # Every chunk (CHUNK_BYTES) is reported: a time throttle here would hold back the last
+        # bytes before a stall, and the UI would show less than is on disk.
+        if self.progress is None:
             return
-        self.last_report = now
+        now = time.monotonic()
         done = self.done + self.current
         self.progress(
             DownloadProgress(
