@@ -14,7 +14,7 @@ import bpy
 from bpy.props import StringProperty
 
 from ..backend.config import PartDistillConfig
-from ..backend.teachers.hub_download import format_bytes
+from ..backend.teachers.hub_download import format_bytes, format_seconds
 from ..backend.teachers.model_store import (
     CATALOG,
     catalog_entry,
@@ -224,14 +224,25 @@ def _rows(context) -> list[ChosenModel]:
 
 
 def draw_download_progress(layout, job) -> None:
-    row = layout.row(align=True)
+    """Bytes and speed on a line, then the bar (share done, time left) with Cancel: split so
+    that a narrow sidebar cuts neither."""
     progress = job.progress
+    if progress is not None:
+        text = f"{format_bytes(progress.done_bytes)} of {format_bytes(progress.total_bytes)}"
+        if progress.bytes_per_s > 0:
+            text += f" · {format_bytes(progress.bytes_per_s)}/s"
+        layout.label(text=text, icon="IMPORT")
+    else:
+        layout.label(text="Connecting…", icon="IMPORT")
+    row = layout.row(align=True)
+    factor = progress.fraction if progress is not None else 0.0
     if job.cancel.is_set():
-        row.progress(factor=progress.fraction if progress else 0.0, type="BAR",
-                     text="Cancelling…")  # fmt: skip
+        row.progress(factor=factor, type="BAR", text="Cancelling…")
         return
-    text = progress.describe() if progress is not None else "Connecting…"
-    row.progress(factor=progress.fraction if progress else 0.0, type="BAR", text=text)
+    text = f"{factor:.0%}"
+    if progress is not None and progress.seconds_left is not None:
+        text += f" · {format_seconds(progress.seconds_left)} left"
+    row.progress(factor=factor, type="BAR", text=text)
     row.operator("partdistill.model_cancel", text="", icon="CANCEL").repo_id = job.repo_id
 
 
@@ -248,8 +259,6 @@ def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
         where = "cache" if found.in_cache else "folder"
         box.label(text=f"Installed, {format_bytes(found.size_bytes)} in the {where}: "
                   f"{found.location}", icon="CHECKMARK")  # fmt: skip
-    elif job is not None and job.running:
-        box.label(text=f"Downloading {row.name}", icon="IMPORT")
     else:
         # Short lines: the sidebar is narrow.
         entry = catalog_entry(row.name)
