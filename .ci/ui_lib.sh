@@ -137,6 +137,22 @@ segment() {
   echo "segmented in $(( $(date +%s) - started )) s"
 }
 
+# click_grey_segment: Segment Parts is grey; a click on it must render nothing, start no run
+# and report no error
+click_grey_segment() {
+  local renders
+  renders=$(grep -c "partdistill_render" "$LOG" || true)
+  button "bpy.ops.partdistill.segment_parts()" "$BUTTON_X" $((SY + SH / 3))
+  click "$BX" "$BY"
+  sleep 2
+  fresh
+  if [ "$(grep -c "partdistill_render" "$LOG" || true)" != "$renders" ] || \
+    ! is "not s['running'] and s['finished_runs'] == 0" || grep -q "^PartDistill error" "$LOG"; then
+    shot failed; echo "FAIL: a click on the grey Segment Parts started something"; exit 1
+  fi
+  echo "PASS a click on the grey Segment Parts renders nothing and reports no error"
+}
+
 no_tracebacks() {  # a Python error anywhere (a panel's draw(), an operator) fails the test
   if grep -q "Traceback" "$LOG"; then
     echo "FAIL: Python errors in $LOG:"; grep -A12 -m3 "Traceback" "$LOG"; exit 1

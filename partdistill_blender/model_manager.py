@@ -255,25 +255,28 @@ def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
     found = installed_model(row.name, cache)
     job = model_downloads.job_for(row.name)
     is_hub = _is_hub_id(row.name)
+    downloading = job is not None and job.running
     if found is not None:
         where = "cache" if found.in_cache else "folder"
         box.label(text=f"Installed, {format_bytes(found.size_bytes)} in the {where}: "
                   f"{found.location}", icon="CHECKMARK")  # fmt: skip
+    elif downloading:
+        draw_download_progress(box, job)
     else:
         # Short lines: the sidebar is narrow.
         entry = catalog_entry(row.name)
         kept = partial_bytes(row.name, cache) if is_hub else 0
         if not is_hub:
-            box.label(text="Folder not found, or no weights in it", icon="ERROR")
+            found_folder = os.path.isdir(row.name)
+            box.label(text="No weights in the folder" if found_folder else "Folder not found",
+                      icon="ERROR")  # fmt: skip
         elif entry is not None:
             box.label(text=f"Not installed: {format_bytes(entry.download_bytes)}", icon="ERROR")
         else:
             box.label(text="Not installed", icon="ERROR")
         if kept:
             box.label(text=f"{format_bytes(kept)} fetched: Download resumes", icon="INFO")
-    if job is not None and job.running:
-        draw_download_progress(box, job)
-    elif job is not None and job.state in ("failed", "cancelled"):
+    if not downloading and job is not None and job.state in ("failed", "cancelled"):
         box.label(text=job.message, icon="ERROR" if job.state == "failed" else "INFO")
     verdict = _verified.get(row.name)
     if verdict is not None and not verdict[0]:
@@ -282,14 +285,13 @@ def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
         box.label(text="Verify: complete and whole", icon="CHECKMARK")
 
     buttons = box.row(align=True)
-    if is_hub and found is None and not (job is not None and job.running):
+    if is_hub and found is None and not downloading:
         sub = buttons.row(align=True)
         sub.enabled = bool(bpy.app.online_access)
         sub.operator("partdistill.model_download", icon="IMPORT").repo_id = row.name
     if found is not None:
         op = buttons.operator("partdistill.model_verify", icon="CHECKMARK")
         op.name, op.teacher = row.name, row.teacher
-    downloading = job is not None and job.running
     if is_hub and not downloading and (found is not None or partial_bytes(row.name, cache)):
         buttons.operator("partdistill.model_remove", icon="TRASH").repo_id = row.name
     buttons.operator("partdistill.model_use_folder", icon="FILE_FOLDER").teacher = row.teacher
@@ -298,7 +300,7 @@ def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
 def next_step(context, chosen: ChosenModel) -> str:
     """What to press so that Segment Parts can run (one short line, for the sidebar)."""
     if not _is_hub_id(chosen.name):
-        return "Segment Parts needs it: Use Folder…"
+        return "Use Folder… to pick it"
     job = model_downloads.job_for(chosen.name)
     if job is not None and job.running:
         return "Segment Parts waits for it"
@@ -314,7 +316,8 @@ def draw_models_box(layout, context, only_chosen: bool = False) -> None:
     chosen = chosen_model(context)
     if only_chosen and chosen is not None:
         col.label(text=next_step(context, chosen), icon="INFO")
-    if not bpy.app.online_access:
+    needs_online = not only_chosen or (chosen is not None and _is_hub_id(chosen.name))
+    if needs_online and not bpy.app.online_access:
         col.label(text="Online access is off", icon="INFO")
         col.prop(context.preferences.system, "use_online_access", text="Allow Online Access")
     for row in _rows(context):

@@ -27,6 +27,28 @@ def ui():
     partdistill.unregister()  # a class left registered makes the bpy module hang at exit
 
 
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    """A tiny CLIP saved in a folder (tests/fixtures_teachers.py)."""
+    from fixtures_teachers import save_tiny_clip
+
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture()
+def hub(clip_dir, monkeypatch):
+    """A local Hub (tests/hub_server.py) serving ``clip_dir`` as TINY_CLIP_REPO, and
+    HF_ENDPOINT pointing at it."""
+    from hub_server import TINY_CLIP_REPO, HubServer
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    server = HubServer({TINY_CLIP_REPO: clip_dir}).start()
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    yield server
+    server.stop()  # releases a held body first
+
+
 # The bpy module can deadlock in its atexit teardown once torch's threads exist (seen with
 # bpy 4.5 + torch 2.13: the process hangs on a futex after the last test). End the process
 # ourselves once pytest has printed its summary, keeping pytest's exit status.

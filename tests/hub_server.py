@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+TINY_CLIP_REPO = "tiny-org/tiny-clip"  # the id under which the tests serve a tiny CLIP
 LFS_SUFFIXES = (".safetensors", ".bin")
 CHUNK = 64 * 1024
 
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--repo", default="tiny-org/tiny-clip")
+    parser.add_argument("--repo", default=TINY_CLIP_REPO)
     parser.add_argument("--folder", type=Path, required=True, help="made here when missing")
     parser.add_argument("--bytes-per-s", type=float, default=None)
     parser.add_argument("--endpoint-file", type=Path, required=True)

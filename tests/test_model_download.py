@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_teachers import make_view, save_tiny_clip
-from hub_server import HubServer
+from fixtures_teachers import make_view
+from hub_server import TINY_CLIP_REPO
 from partdistill.backend.config import PartDistillConfig
 from partdistill.backend.contracts import TeacherUnavailable
 from partdistill.backend.teachers import check_teacher_available, download_missing_model
@@ -30,23 +30,8 @@ from partdistill.backend.teachers.model_store import (
     verify_model,
 )
 
-REPO = "tiny-org/tiny-clip"
+REPO = TINY_CLIP_REPO
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
-
-
-@pytest.fixture()
-def hub(clip_dir, monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    server = HubServer({REPO: clip_dir}).start()
-    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-    yield server
-    server.stop()
 
 
 def _weights_size(clip_dir: Path) -> int:

@@ -14,8 +14,7 @@ from pathlib import Path
 import bpy
 import pytest
 from checked_layout import CheckedLayout, draw
-from fixtures_teachers import save_tiny_clip
-from hub_server import HubServer
+from hub_server import TINY_CLIP_REPO
 from partdistill.backend.teachers.model_store import installed_model, partial_bytes
 from partdistill.partdistill_blender import (
     addon,
@@ -26,23 +25,7 @@ from partdistill.partdistill_blender import (
 )
 from ui_fixtures import chair_scene, snapshot
 
-REPO = "tiny-org/tiny-clip"
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
-
-
-@pytest.fixture()
-def hub(clip_dir, monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    server = HubServer({REPO: clip_dir}).start()
-    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
-    yield server
-    server.release.set()
-    server.stop()
+REPO = TINY_CLIP_REPO
 
 
 @pytest.fixture()
@@ -226,3 +209,17 @@ def test_teachers_without_weights_are_never_grey(ui, prefs):
     assert ui.teacher == "simulated" and model_manager.missing_model_reason(bpy.context) is None
     assert bpy.ops.partdistill.segment_parts.poll()
     assert "Models" not in _main_panel().labels()
+
+
+def test_a_missing_model_folder_asks_for_a_folder_not_a_download(ui, prefs, tmp_path):
+    chair_scene(ui)
+    ui.teacher = "clip"
+    bpy.context.preferences.system.use_online_access = False
+    prefs.model = str(tmp_path / "no-such-model")
+    assert not bpy.ops.partdistill.segment_parts.poll()
+    panel = _main_panel()
+    assert "Folder not found" in panel.labels() and "Use Folder… to pick it" in panel.labels()
+    assert "Online access is off" not in panel.labels()  # a folder needs no network
+    assert "partdistill.model_download" not in _pressable(panel)
+    (tmp_path / "no-such-model").mkdir()
+    assert "No weights in the folder" in _main_panel().labels()
