@@ -8,7 +8,8 @@ What huggingface_hub asks of the Hub, and this answers:
 
 Every request is counted (``requests``). ``bytes_per_s`` slows file bodies down, and
 ``hold_after`` stops a body after that many bytes until ``release`` is set, so a test can
-cancel a download half-way at a known point.
+cancel a download half-way at a known point; ``drop_after`` cuts the connection there once (a
+lost connection).
 
     server = HubServer({"org/tiny-clip": folder}); server.start() ... server.stop()
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +47,7 @@ class HubServer:
         self.hold_after: int | None = None  # stop a file body after this many bytes ...
         self.release = threading.Event()  # ... until this is set
         self.held = threading.Event()  # set when a body is being held
+        self.drop_after: int | None = None  # cut the connection once after this many bytes
         self.body_bytes = 0  # file bytes sent, all requests
         self._server: ThreadingHTTPServer | None = None
 
@@ -163,9 +166,15 @@ class HubServer:
                 if self.hold_after is not None and sent >= self.hold_after:
                     self.held.set()
                     self.release.wait()
+                if self.drop_after is not None and sent >= self.drop_after:
+                    self.drop_after = None  # a lost connection, once
+                    handler.close_connection = True
+                    handler.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 chunk = data[sent : sent + CHUNK]
-                if self.hold_after is not None and sent < self.hold_after:
-                    chunk = chunk[: self.hold_after - sent]
+                for limit in (self.hold_after, self.drop_after):
+                    if limit is not None and sent < limit:
+                        chunk = chunk[: limit - sent]
                 handler.wfile.write(chunk)
                 handler.wfile.flush()
                 sent += len(chunk)

@@ -19,6 +19,7 @@ from partdistill.backend.contracts import TeacherUnavailable
 from partdistill.backend.teachers import check_teacher_available, download_missing_model
 from partdistill.backend.teachers.clip import clip_teacher
 from partdistill.backend.teachers.hub_download import (
+    CHUNK_BYTES,
     DownloadCancelled,
     download_model,
     terminal_progress,
@@ -107,6 +108,21 @@ def test_cancel_half_way_leaves_no_model_and_the_next_download_resumes(hub, clip
     assert hub.body_bytes - sent_before == total - kept
     assert verify_model(REPO, cache, "clip") == []
     assert partial_bytes(REPO, cache) == 0
+
+
+def test_a_lost_connection_resumes_from_the_bytes_received(hub, clip_dir, tmp_path):
+    cache = tmp_path / "cache"
+    weights = _weights_size(clip_dir)
+    hub.drop_after = weights // 3  # the connection breaks a third of the way into the weights
+    download_model(REPO, cache)
+    gets = hub.file_requests("model.safetensors")
+    assert len(gets) == 2 and gets[-1].endswith("-")  # asked again, for the rest only
+    kept = int(gets[-1].rsplit("bytes=", 1)[1].rstrip("-"))
+    assert 0 < kept <= weights // 3
+    total = sum(p.stat().st_size for p in clip_dir.iterdir() if p.is_file())
+    # Sent twice: at most what had arrived but not yet filled a chunk, which is never written.
+    assert 0 <= hub.body_bytes - total < CHUNK_BYTES
+    assert verify_model(REPO, cache, "clip") == [] and partial_bytes(REPO, cache) == 0
 
 
 def test_verify_names_a_truncated_and_an_altered_weights_file(hub, tmp_path):
