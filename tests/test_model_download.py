@@ -221,3 +221,23 @@ def test_download_script_fetches_with_a_progress_bar(hub, clip_dir, tmp_path):
     assert verify_model(str(plain), "", "clip") == []
     weights = (plain / "model.safetensors").read_bytes()
     assert weights == (clip_dir / "model.safetensors").read_bytes()
+
+
+def test_batch_allow_downloads_fetches_once_with_a_progress_bar(hub, tmp_path):
+    chair = next((ROOT.parent / "shared/data/psb_dev/Chair").glob("*.off"))
+    cache, labels = tmp_path / "cache", tmp_path / "labels"
+    command = [sys.executable, str(ROOT / "partdistill_blender/batch.py"), "--input", str(chair),
+               "--parts", "back, seat, leg", "--teacher", "clip", "--model", REPO,
+               "--cache-dir", str(cache), "--allow-downloads", "--views", "2", "--resolution",
+               "64", "--points", "256", "--mode", "direct", "--labels-dir", str(labels),
+               "--log", str(tmp_path / "batch.log")]  # fmt: skip
+    env = dict(os.environ, HF_ENDPOINT=hub.endpoint)
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"{REPO} [{'#' * 30}] 100%" in first.stderr  # the terminal bar, before any render
+    assert f"model {REPO} downloaded into {cache}" in first.stdout + first.stderr
+    assert verify_model(REPO, cache, "clip") == [] and list(labels.glob("*.json"))
+    fetched = len(hub.file_requests("model.safetensors"))
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(hub.file_requests("model.safetensors")) == fetched  # the cache served it
