@@ -230,7 +230,8 @@ def test_batch_allow_downloads_fetches_once_with_a_progress_bar(hub, tmp_path):
                "--parts", "back, seat, leg", "--teacher", "clip", "--model", REPO,
                "--cache-dir", str(cache), "--allow-downloads", "--views", "2", "--resolution",
                "64", "--points", "256", "--mode", "direct", "--labels-dir", str(labels),
-               "--log", str(tmp_path / "batch.log")]  # fmt: skip
+               "--log", str(tmp_path / "batch.log"),
+               "--manifest", str(tmp_path / "manifest.jsonl")]  # fmt: skip
     env = dict(os.environ, HF_ENDPOINT=hub.endpoint)
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
