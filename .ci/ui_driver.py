@@ -259,7 +259,7 @@ def models_state():
         "segment_enabled": bool(enabled),
         "reason": reason,
         "chosen": name,
-        "installed": bool(name) and manager.installed_model(name, cache) is not None,
+        "installed": bool(name) and manager.installed_location(name, cache) is not None,
         "partial_bytes": manager.partial_bytes(name, cache) if name else 0,
         "job": None
         if job is None

@@ -18,7 +18,9 @@ from ..backend.teachers.hub_download import format_bytes, format_seconds
 from ..backend.teachers.model_store import (
     CATALOG,
     catalog_entry,
+    installed_location,
     installed_model,
+    is_hub_id,
     partial_bytes,
     remove_model,
     verify_model,
@@ -74,17 +76,12 @@ def _short_name(name: str) -> str:
     return name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or name
 
 
-def _is_hub_id(name: str) -> bool:
-    """ "org/name" (a Hugging Face id) rather than a folder path."""
-    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and "\\" not in name
-
-
 def missing_model_reason(context) -> str | None:
     """Why Segment Parts cannot run yet (the chosen weights are absent), or None."""
     chosen = chosen_model(context)
-    if chosen is None or installed_model(chosen.name, cache_dir(context)) is not None:
+    if chosen is None or installed_location(chosen.name, cache_dir(context)) is not None:
         return None
-    if _is_hub_id(chosen.name):
+    if is_hub_id(chosen.name):
         named = chosen.title if chosen.title == chosen.name else f"{chosen.title} ({chosen.name})"
         return f"The weights of {named} are not installed: press Download in the Models box"
     if os.path.isdir(chosen.name):
@@ -246,16 +243,19 @@ def draw_download_progress(layout, job) -> None:
     row.operator("partdistill.model_cancel", text="", icon="CANCEL").repo_id = job.repo_id
 
 
-def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
+def draw_model_row(layout, cache: str, row: ChosenModel, chosen: bool) -> None:
+    """One model's box: its state (installed, downloading, or not) and its buttons; ``cache``
+    is the hub cache folder."""
     box = layout.box()
     header = box.row()
     header.label(text=row.title + ("  (chosen)" if chosen else ""),
                  icon="CHECKBOX_HLT" if chosen else "BLANK1")  # fmt: skip
-    cache = cache_dir(context)
     found = installed_model(row.name, cache)
     job = model_downloads.job_for(row.name)
-    is_hub = _is_hub_id(row.name)
+    is_hub = is_hub_id(row.name)
     downloading = job is not None and job.running
+    # What an interrupted download left, which Download resumes and Remove deletes.
+    kept = partial_bytes(row.name, cache) if is_hub and found is None and not downloading else 0
     if found is not None:
         where = "cache" if found.in_cache else "folder"
         box.label(text=f"Installed, {format_bytes(found.size_bytes)} in the {where}: "
@@ -265,7 +265,6 @@ def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
     else:
         # Short lines: the sidebar is narrow.
         entry = catalog_entry(row.name)
-        kept = partial_bytes(row.name, cache) if is_hub else 0
         if not is_hub:
             found_folder = os.path.isdir(row.name)
             box.label(text="No weights in the folder" if found_folder else "Folder not found",
@@ -292,14 +291,14 @@ def draw_model_row(layout, context, row: ChosenModel, chosen: bool) -> None:
     if found is not None:
         op = buttons.operator("partdistill.model_verify", icon="CHECKMARK")
         op.name, op.teacher = row.name, row.teacher
-    if is_hub and not downloading and (found is not None or partial_bytes(row.name, cache)):
+    if is_hub and not downloading and (found is not None or kept):
         buttons.operator("partdistill.model_remove", icon="TRASH").repo_id = row.name
     buttons.operator("partdistill.model_use_folder", icon="FILE_FOLDER").teacher = row.teacher
 
 
 def next_step(context, chosen: ChosenModel) -> str:
     """What to press so that Segment Parts can run (one short line, for the sidebar)."""
-    if not _is_hub_id(chosen.name):
+    if not is_hub_id(chosen.name):
         return "Use Folder… to pick it"
     job = model_downloads.job_for(chosen.name)
     if job is not None and job.running:
@@ -316,14 +315,15 @@ def draw_models_box(layout, context, only_chosen: bool = False) -> None:
     chosen = chosen_model(context)
     if only_chosen and chosen is not None:
         col.label(text=next_step(context, chosen), icon="INFO")
-    needs_online = not only_chosen or (chosen is not None and _is_hub_id(chosen.name))
+    needs_online = not only_chosen or (chosen is not None and is_hub_id(chosen.name))
     if needs_online and not bpy.app.online_access:
         col.label(text="Online access is off", icon="INFO")
         col.prop(context.preferences.system, "use_online_access", text="Allow Online Access")
+    cache = cache_dir(context)
     for row in _rows(context):
         if only_chosen and (chosen is None or row.name != chosen.name):
             continue
-        draw_model_row(col, context, row, chosen is not None and row.name == chosen.name)
+        draw_model_row(col, cache, row, chosen is not None and row.name == chosen.name)
 
 
 CLASSES = (

@@ -85,21 +85,38 @@ def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def installed_model(name: str, cache_dir: str | Path) -> InstalledModel | None:
-    """Where the model ``name`` (a hub id or a folder) is on disk, or None when it is not."""
+def is_hub_id(name: str) -> bool:
+    """``name`` is an "org/name" Hugging Face id rather than a folder path: exactly one "/",
+    not absolute, not starting with "." or "~", and nothing of that name on disk."""
+    path = Path(name).expanduser()
+    looks_like_path = path.is_absolute() or name.startswith((".", "~")) or path.exists()
+    return not looks_like_path and name.count("/") == 1
+
+
+def installed_location(name: str, cache_dir: str | Path) -> tuple[Path, bool] | None:
+    """(folder, in the hub cache) of the installed model ``name``, or None. Measures no sizes:
+    cheap enough for a poll on every redraw."""
     path = Path(name).expanduser()
     if path.is_dir():
-        if (path / "config.json").is_file() and _has_weights(path):
-            return InstalledModel(path, _folder_size(path), in_cache=False)
+        whole = (path / "config.json").is_file() and _has_weights(path)
+        return (path, False) if whole else None
+    if not is_hub_id(name):
         return None
-    if name.count("/") != 1:
+    snapshot = _cached_snapshot(name, Path(cache_dir))
+    return (snapshot, True) if snapshot is not None else None
+
+
+def installed_model(name: str, cache_dir: str | Path) -> InstalledModel | None:
+    """Where the model ``name`` (a hub id or a folder) is on disk and how big, or None when it
+    is not installed."""
+    found = installed_location(name, cache_dir)
+    if found is None:
         return None
-    cache_dir = Path(cache_dir)
-    snapshot = _cached_snapshot(name, cache_dir)
-    if snapshot is None:
-        return None
-    repo = repo_folder(name, cache_dir)
-    return InstalledModel(snapshot, _folder_size(repo / "blobs"), in_cache=True,
+    location, in_cache = found
+    if not in_cache:
+        return InstalledModel(location, _folder_size(location), in_cache=False)
+    blobs = repo_folder(name, Path(cache_dir)) / "blobs"
+    return InstalledModel(location, _folder_size(blobs), in_cache=True,
                           partial_bytes=partial_bytes(name, cache_dir))  # fmt: skip
 
 
@@ -160,7 +177,7 @@ def remove_model(name: str, cache_dir: str | Path) -> int:
     """Delete the hub cache entry of ``name`` (partial downloads too); returns bytes freed.
     A plain folder chosen with "Use Folder" is the user's and is never deleted here."""
     repo = repo_folder(name, Path(cache_dir))
-    if name.count("/") != 1 or not repo.is_dir():
+    if not is_hub_id(name) or not repo.is_dir():
         return 0
     size = _folder_size(repo)
     shutil.rmtree(repo)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config import PartDistillConfig
 from ..contracts import TeacherUnavailable
-from .model_store import installed_model
+from .model_store import installed_location, is_hub_id
 
 # The model each built-in teacher uses when the configuration does not name another one.
 DEFAULT_MODELS = {
@@ -86,7 +86,6 @@ def resolve_model(name: str, config: PartDistillConfig) -> ResolvedModel:
     if not name:
         raise TeacherUnavailable("no model given: pass --model with a model id or a directory")
     path = Path(name).expanduser()
-    looks_like_path = path.is_absolute() or name.startswith((".", "~")) or path.exists()
     if path.is_dir():
         if (path / "config.json").is_file():
             return ResolvedModel(name, str(path.resolve()), "directory")
@@ -94,7 +93,7 @@ def resolve_model(name: str, config: PartDistillConfig) -> ResolvedModel:
             f"model directory {path} has no config.json, so it is not a saved transformers model.",
             _how_to_get(name, config),
         )
-    if looks_like_path or name.count("/") != 1:
+    if not is_hub_id(name):
         raise TeacherUnavailable(
             f"model {name!r} was not found: no directory {path.resolve()} exists.",
             _how_to_get(name, config),
@@ -115,8 +114,8 @@ def resolve_model(name: str, config: PartDistillConfig) -> ResolvedModel:
 
 def _cached_snapshot(repo_id: str, config: PartDistillConfig) -> str | None:
     """The cached snapshot of ``repo_id`` when it holds config.json and weights, else None."""
-    found = installed_model(repo_id, hub_cache_dir(config))
-    return str(found.location) if found is not None and found.in_cache else None
+    found = installed_location(repo_id, hub_cache_dir(config))
+    return str(found[0]) if found is not None and found[1] else None
 
 
 def _how_to_get(name: str, config: PartDistillConfig) -> str:
