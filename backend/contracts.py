@@ -82,6 +82,9 @@ class ObjectInput:
     geometry: MeshGeometry
     views: list[View]
     info: ObjectInfo
+    # (P,) int32 known part per polygon, -1 = unknown: a user's corrections on an object to
+    # segment, or every polygon of a few-shot example (an example has no views).
+    labels: np.ndarray | None = None
 
 
 @dataclass
@@ -129,6 +132,11 @@ ProgressFn = Callable[[str, float], None]
 
 class SegmentationCancelled(Exception):
     """Raised by a progress callback (or a cancel check) to stop a run; nothing is written."""
+
+
+class StaleRun(ValueError):
+    """Refine cannot re-use the object's kept run (none, or the mesh or the part names changed
+    since): its message says so and that a full Segment Parts run is due."""
 
 
 class TeacherUnavailable(RuntimeError):

@@ -21,6 +21,7 @@ from .contracts import KnowledgeUnits, ProgressFn
 from .labels import group_by_key
 from .rescore import consensus_scores, unit_trust
 from .student import Student, knn_indices
+from .supervision import LabelledSamples, labelled_loss
 from .view_reliability import view_reliability_posterior
 
 
@@ -36,6 +37,8 @@ class StudentData:
     query_present: np.ndarray  # (P,) bool
     point_features: np.ndarray | None = None  # (N, E) float32
     query_features: np.ndarray | None = None  # (P, E) float32
+    point_polygons: np.ndarray | None = None  # (N,) int64 the polygon each point lies on
+    labelled: LabelledSamples | None = None  # known labels: corrections, or an example's
 
 
 @dataclass
@@ -45,6 +48,7 @@ class TrainedStudent:
     scores_before: list[np.ndarray]  # per shape (D,) mean teacher confidence of each unit
     scores_after: list[np.ndarray | None]  # per shape (D,) Eq. 4 scores, None without backward
     info: dict = field(default_factory=dict)
+    state: dict | None = None  # the student's weights (CPU tensors), to start a Refine from
 
 
 def class_weights(units: list[KnowledgeUnits], num_parts: int, config: PartDistillConfig):
@@ -194,6 +198,12 @@ class _Shape:
         self.one_per_view = config.one_vote_per_view
         self.config = config
         self.set_scores(None)
+        self.labelled = data.labelled
+        if data.labelled is not None:
+            index = torch.from_numpy(data.labelled.polygons).to(device)
+            self.labelled_features = self.query_features[index]
+            self.labelled_labels = torch.from_numpy(data.labelled.labels).to(device)
+            self.labelled_weights = torch.from_numpy(data.labelled.weights).to(device)
         self.neighbours = self.query_index = self.query_weight = None
         if config.encoder == "edgeconv":
             pts = torch.from_numpy(data.points).to(device)
@@ -215,7 +225,7 @@ class _Shape:
         config = self.config
         backward = scores is not None
         weight = self.reliability_weight(backward)
-        if weight > 0:
+        if weight > 0 and len(self.data.units):
             rounds = config.reliability_backward_rounds if backward else config.reliability_rounds
             posterior, covered, _ = view_reliability_posterior(
                 self.data.units, self.num_parts, rounds, config.reliability_smoothing, start,
@@ -248,6 +258,26 @@ def _query_logits(student: Student, shape: _Shape) -> torch.Tensor:
     )  # fmt: skip
 
 
+def _labelled_logits(student: Student, shape: _Shape) -> torch.Tensor:
+    """(S, R) at the shape's labelled polygons."""
+    index = torch.from_numpy(shape.labelled.polygons).to(shape.device)
+    near = None if shape.query_index is None else shape.query_index[index]
+    weight = None if shape.query_weight is None else shape.query_weight[index]
+    return student.query_logits(shape.labelled_features, shape.features, shape.neighbours,
+                                near, weight)  # fmt: skip
+
+
+def _shape_loss(student: Student, shape: _Shape, weights: torch.Tensor, config) -> torch.Tensor:
+    """Eq. 3 on the shape's units, plus the cross-entropy on its known labels."""
+    log_probs = F.log_softmax(_point_logits(student, shape), dim=1)
+    loss = distillation_loss(log_probs, shape.targets, shape.coverage, weights)
+    if shape.labelled is not None:
+        logits = _labelled_logits(student, shape)
+        labelled = labelled_loss(logits, shape.labelled_labels, shape.labelled_weights)
+        loss = loss + config.label_loss_weight * labelled
+    return loss
+
+
 def _probabilities(logits: torch.Tensor) -> np.ndarray:
     return F.softmax(logits, 1).float().cpu().numpy()
 
@@ -258,8 +288,16 @@ def train_student(
     config: PartDistillConfig,
     device: torch.device,
     progress: ProgressFn | None = None,
+    start_from: dict | None = None,
 ) -> TrainedStudent:
-    """Align one student to the knowledge of one shape (TTA) or of several (pre-alignment)."""
+    """Align one student to the knowledge of one shape (TTA) or of several (pre-alignment).
+
+    Shapes with known labels (``StudentData.labelled``) add their cross-entropy, weighted by
+    ``config.label_loss_weight``; an example shape has labels and no units. ``start_from``
+    (``TrainedStudent.state`` of an earlier run on the same shapes) makes this a Refine: the
+    student goes on from those weights for ``config.refine_epochs`` epochs, and backward
+    distillation re-scores the units half-way, against the student that has learnt the labels.
+    """
     progress = progress or (lambda stage, fraction: None)
     torch.manual_seed(config.seed)
     shapes = [_Shape(d, num_parts, config, device) for d in data]
@@ -274,10 +312,14 @@ def train_student(
         shapes[0].features.shape[1], num_parts, config.encoder == "edgeconv",
         config.head_hidden, config.head_layers,
     ).to(device)  # fmt: skip
+    epochs = config.epochs
+    if start_from is not None:
+        student.load_state_dict(start_from)
+        epochs = config.refine_epochs
     optimiser = torch.optim.Adam(
         student.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    total_steps = config.epochs * config.steps_per_epoch
+    total_steps = epochs * config.steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
         lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)),
@@ -287,16 +329,11 @@ def train_student(
     backward_epoch = None
     scores_after: list = [None] * len(shapes)
     step = 0
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         losses = []
         for _ in range(config.steps_per_epoch):
             chosen = [shapes[(step * batch + i) % len(shapes)] for i in range(batch)]
-            loss = sum(
-                distillation_loss(
-                    F.log_softmax(_point_logits(student, s), dim=1), s.targets, s.coverage, weights
-                )
-                for s in chosen
-            ) / len(chosen)
+            loss = sum(_shape_loss(student, s, weights, config) for s in chosen) / len(chosen)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -304,15 +341,17 @@ def train_student(
             losses.append(float(loss.detach()))
             step += 1
         epoch_losses.append(float(np.mean(losses)))
-        progress("student", (epoch + 1) / config.epochs)
-        if (
-            config.mode == "distill"
-            and backward_epoch is None
-            and backward_due(epoch_losses, config)
-        ):
+        progress("student", (epoch + 1) / epochs)
+        if start_from is not None:
+            due = epoch + 1 == max(1, epochs // 2)
+        else:
+            due = backward_due(epoch_losses, config)
+        if config.mode == "distill" and backward_epoch is None and due:
             backward_epoch = epoch + 1
             with torch.no_grad():
                 for i, s in enumerate(shapes):
+                    if not len(s.data.units):  # an example: nothing to re-score
+                        continue
                     logits = _point_logits(student, s)
                     parts = logits.argmax(dim=1).cpu().numpy()
                     scores_after[i] = _backward_scores(s, parts, config)
@@ -330,4 +369,5 @@ def train_student(
         scores_before=[mean_unit_confidence(d.units) for d in data],
         scores_after=scores_after,
         info={"epoch_losses": epoch_losses, "backward_epoch": backward_epoch},
+        state={k: v.detach().cpu().clone() for k, v in student.state_dict().items()},
     )

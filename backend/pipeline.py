@@ -1,17 +1,22 @@
 """From views and geometry to a part label on every polygon: the whole compute half in one call.
 
 segment(geometry, views, teacher, parts, config)            one object (test-time alignment)
-segment_collection(objects, teacher, parts, config)         one student over several objects
+segment_collection(objects, teacher, parts, config)         one student over several objects,
+                                                            or with few-shot ``examples``
+Known labels (``ObjectInput.labels``: corrections) supervise the student beside the teacher
+(``supervision.py``); ``keep`` collects what Refine needs (``relearn.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from .config import PartDistillConfig
 from .contracts import (
+    KnowledgeUnits,
     MeshGeometry,
     ObjectInfo,
     ObjectInput,
@@ -22,6 +27,7 @@ from .contracts import (
 from .device import resolve_device
 from .distill import StudentData, train_student
 from .features import compute_point_features
+from .kept_runs import KeptRun
 from .knowledge import extract_knowledge_units
 from .labels import (
     confidence_of,
@@ -32,7 +38,14 @@ from .labels import (
 )
 from .refine import refine_probabilities
 from .rescore import unit_trust
-from .sampling import polygon_centroids, sample_surface_points
+from .sampling import polygon_areas, polygon_centroids, sample_surface_points
+from .supervision import (
+    check_labels,
+    clamp_to_labels,
+    contradicted_units,
+    labelled_samples,
+    without_units,
+)
 
 
 def _no_progress(stage: str, fraction: float) -> None:
@@ -71,41 +84,69 @@ def segment_collection(
     parts: list[str],
     config: PartDistillConfig,
     progress: ProgressFn | None = None,
+    examples: list[ObjectInput] = (),
+    keep: list[KeptRun] | None = None,
 ) -> list[Segmentation]:
     """Segment several objects that share the part names.
 
     With ``config.collection`` one student is aligned over all of them (pre-alignment, paper
-    Sec. 3.4); otherwise each gets its own (test-time alignment).
+    Sec. 3.4); otherwise each gets its own (test-time alignment). ``examples``, objects whose
+    ``labels`` label every polygon, join the one student with a cross-entropy on their labels
+    (the paper's few-shot setting, Sec. 4.3); they get no result. When ``keep`` is a list,
+    each object's KeptRun is appended to it.
     """
-    if not config.collection or config.mode == "direct" or len(objects) == 1:
-        return _segment_each(objects, teacher, parts, config, progress)
-    return _segment_jointly(objects, teacher, parts, config, progress)
+    examples = list(examples)
+    joint = config.collection and len(objects) > 1
+    if config.mode == "direct" or not (joint or examples):
+        return _segment_each(objects, teacher, parts, config, progress, keep)
+    return _segment_jointly(objects, teacher, parts, config, progress, examples, keep)
 
 
-def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng) -> tuple[StudentData, dict]:
-    """Teacher, knowledge units, points and features of one object."""
+def unlabelled_units(num_points: int, num_parts: int) -> KnowledgeUnits:
+    """No knowledge units (an example: its labels teach the student, not a teacher)."""
+    return KnowledgeUnits(
+        probs=np.zeros((0, num_points, num_parts), np.float32),
+        mask=np.zeros((0, num_points), bool),
+        part=np.zeros(0, np.int64),
+        view=np.zeros(0, np.int64),
+    )
+
+
+def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng, shared: bool):
+    """(StudentData, extra) of one object: teacher, knowledge units, points and features.
+
+    An object without views (an example) gets no teacher pass and no units. ``shared``: the
+    features must share one space with other shapes (no per-shape spectral embedding).
+    """
     timings = {}
     obj.geometry.validate()
-    t = time.perf_counter()
-    progress("teacher", 0.0)
-    predictions = run_teacher(teacher, obj.views, obj.info)
-    timings["teacher"] = time.perf_counter() - t
+    if obj.labels is not None:
+        check_labels(obj.labels, obj.geometry.num_polygons, len(parts), obj.info.name)
+    predictions = []
+    if obj.views:
+        t = time.perf_counter()
+        progress("teacher", 0.0)
+        predictions = run_teacher(teacher, obj.views, obj.info)
+        timings["teacher"] = time.perf_counter() - t
 
     t = time.perf_counter()
     progress("knowledge", 0.0)
     points, normals, point_polygons = sample_surface_points(obj.geometry, config.num_points, rng)
     centroids, polygon_normals, present = polygon_centroids(obj.geometry)
-    units = extract_knowledge_units(
-        predictions,
-        obj.views,
-        teacher.kind,
-        points,
-        point_polygons,
-        len(parts),
-        config,
-        planes=(centroids, polygon_normals),
-        normals=normals,
-    )
+    if obj.views:
+        units = extract_knowledge_units(
+            predictions,
+            obj.views,
+            teacher.kind,
+            points,
+            point_polygons,
+            len(parts),
+            config,
+            planes=(centroids, polygon_normals),
+            normals=normals,
+        )
+    else:
+        units = unlabelled_units(len(points), len(parts))
     timings["knowledge"] = time.perf_counter() - t
 
     data = StudentData(
@@ -115,12 +156,13 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng) -> tuple[S
         query_points=centroids,
         query_normals=polygon_normals,
         query_present=present,
+        point_polygons=point_polygons,
     )
     if config.mode != "direct":
         t = time.perf_counter()
         progress("features", 0.0)
         # Laplacian eigenvectors differ in sign and order between shapes: per shape only.
-        spectral = 0 if config.collection else None
+        spectral = 0 if shared else None
         data.point_features, data.query_features = compute_point_features(
             points, normals, centroids, polygon_normals, config, spectral_dims=spectral
         )
@@ -128,11 +170,32 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng) -> tuple[S
     return data, {"timings": timings, "predictions": predictions}
 
 
-def _finish(obj, data, parts, config, query_probs, scores, extra) -> Segmentation:
+def supervised(data: StudentData, geometry: MeshGeometry, labels, config, seed: int = 0):
+    """``data`` with the known ``labels`` (P,) applied: contradicted units dropped, labelled
+    polygons to learn. Unchanged (the same object) without labels."""
+    if labels is None or not (labels >= 0).any():
+        return data
+    units = data.units
+    if len(units):
+        units = without_units(units, contradicted_units(
+            units, labels, config.contradiction_min_polygons, config.contradiction_min_agreement
+        ))  # fmt: skip
+    rng = np.random.default_rng(seed)
+    samples = labelled_samples(labels, polygon_areas(geometry), config.label_samples, rng)
+    return dataclasses.replace(data, units=units, labelled=samples)
+
+
+def finish_labels(
+    geometry: MeshGeometry, data: StudentData, parts, config, query_probs, scores, extra,
+    labels: np.ndarray | None = None,
+) -> Segmentation:  # fmt: skip
+    """Polygon labels from the student's probabilities (P, R) (or the votes, in direct mode):
+    vote fusion, refinement, and the known ``labels`` (P,) kept as they are."""
     timings = extra["timings"]
     t = time.perf_counter()
+    known = labels is not None and bool((labels >= 0).any())
     if config.mode == "direct":
-        labels, confidence = direct_vote(data.units, obj.geometry.num_polygons, len(parts))
+        face_labels, confidence = direct_vote(data.units, geometry.num_polygons, len(parts))
     else:
         if config.vote_fusion:
             query_probs = fuse_with_votes(
@@ -142,24 +205,29 @@ def _finish(obj, data, parts, config, query_probs, scores, extra) -> Segmentatio
                 config.one_vote_per_view,
                 unit_trust(data.units, config),
             )
+        if known:  # the refinement spreads what the user said, not what it replaced
+            query_probs = clamp_to_labels(query_probs, labels)
         evidence = query_probs
         if config.refine:
-            seen = voted_polygons(data.units, obj.geometry.num_polygons)
+            seen = voted_polygons(data.units, geometry.num_polygons)
             query_probs = refine_probabilities(
-                obj.geometry, query_probs, config, points=data.points, seen=seen
+                geometry, query_probs, config, points=data.points, seen=seen
             )
             timings["refine"] = time.perf_counter() - t
             t = time.perf_counter()
-        labels, _ = label_polygons(query_probs, data.query_present)
+        face_labels, _ = label_polygons(query_probs, data.query_present)
         # The confidence is the evidence's (student and votes) for the chosen part, not the
         # refined marginal: mean-field iterations make most faces near-certain, right or wrong,
         # and Low Confidence would find nothing. Expected calibration error measured over 13
         # profiles x 10 shapes: 26.6 % with the refined marginal, 17.1 % with this.
-        confidence = confidence_of(evidence, labels)
+        confidence = confidence_of(evidence, face_labels)
+    if known:
+        face_labels = np.where(labels >= 0, labels, face_labels).astype(np.int32)
+        confidence = np.where(labels >= 0, 1.0, confidence).astype(np.float32)
     timings["labels"] = time.perf_counter() - t
     return Segmentation(
         parts=list(parts),
-        face_labels=labels,
+        face_labels=face_labels,
         face_confidence=confidence,
         unit_scores_before=scores[0] if scores else None,
         unit_scores_after=scores[1] if scores else None,
@@ -169,44 +237,65 @@ def _finish(obj, data, parts, config, query_probs, scores, extra) -> Segmentatio
     )
 
 
-def _segment_each(objects, teacher, parts, config, progress) -> list[Segmentation]:
+def _keep(keep, obj: ObjectInput, data: StudentData, parts, state, shared: bool) -> None:
+    if keep is not None and state is not None:
+        teacher_data = dataclasses.replace(data, labelled=None)
+        keep.append(KeptRun(obj.info.name, list(parts), obj.geometry, teacher_data, state,
+                            spectral=not shared))  # fmt: skip
+
+
+def _segment_each(objects, teacher, parts, config, progress, keep=None) -> list[Segmentation]:
     config.validate()
     progress = progress or _no_progress
     device = resolve_device(config.device)
     results = []
     for obj in objects:
         rng = np.random.default_rng(config.seed)
-        data, extra = _prepare(obj, teacher, parts, config, progress, rng)
+        data, extra = _prepare(obj, teacher, parts, config, progress, rng, shared=False)
+        taught = supervised(data, obj.geometry, obj.labels, config, config.seed)
         scores = None
         query_probs = None
         if config.mode != "direct":
             t = time.perf_counter()
             progress("student", 0.0)
-            trained = train_student([data], len(parts), config, device, progress)
+            trained = train_student([taught], len(parts), config, device, progress)
             extra["timings"]["student"] = time.perf_counter() - t
             query_probs = trained.query_probs[0]
             scores = (trained.scores_before[0], trained.scores_after[0])
             extra["info"] = trained.info
-        results.append(_finish(obj, data, parts, config, query_probs, scores, extra))
+            # Refine starts from the teacher's units (the labels are applied anew each time).
+            _keep(keep, obj, data, parts, trained.state, shared=False)
+        results.append(finish_labels(obj.geometry, taught, parts, config, query_probs, scores,
+                                     extra, obj.labels))  # fmt: skip
         progress("labels", 1.0)
     return results
 
 
-def _segment_jointly(objects, teacher, parts, config, progress) -> list[Segmentation]:
+def _segment_jointly(objects, teacher, parts, config, progress, examples=(), keep=None):
     config.validate()
     progress = progress or _no_progress
     device = resolve_device(config.device)
     rng = np.random.default_rng(config.seed)
-    prepared = [_prepare(obj, teacher, parts, config, progress, rng) for obj in objects]
+    everything = list(objects) + list(examples)
+    prepared = [_prepare(obj, teacher, parts, config, progress, rng, shared=True)
+                for obj in everything]  # fmt: skip
+    taught = [
+        supervised(data, obj.geometry, obj.labels, config, config.seed + i)
+        for i, (obj, (data, _)) in enumerate(zip(everything, prepared, strict=True))
+    ]
     t = time.perf_counter()
     progress("student", 0.0)
-    trained = train_student([d for d, _ in prepared], len(parts), config, device, progress)
+    trained = train_student(taught, len(parts), config, device, progress)
     seconds = (time.perf_counter() - t) / len(objects)
     results = []
-    for i, (obj, (data, extra)) in enumerate(zip(objects, prepared, strict=True)):
+    for i, obj in enumerate(objects):
+        data, extra = prepared[i]
         extra["timings"]["student"] = seconds
         extra["info"] = trained.info
         scores = (trained.scores_before[i], trained.scores_after[i])
-        results.append(_finish(obj, data, parts, config, trained.query_probs[i], scores, extra))
+        _keep(keep, obj, data, parts, trained.state, shared=True)
+        probs = trained.query_probs[i]
+        results.append(finish_labels(obj.geometry, taught[i], parts, config, probs, scores,
+                                     extra, obj.labels))  # fmt: skip
     progress("labels", 1.0)
     return results

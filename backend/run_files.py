@@ -27,6 +27,7 @@ from .contracts import (
     ObjectInput,
     Segmentation,
     SegmentationCancelled,
+    StaleRun,
     TeacherUnavailable,
     View,
 )
@@ -42,6 +43,7 @@ ERROR_TYPES = {
     "TeacherUnavailable": TeacherUnavailable,
     "SegmentationCancelled": SegmentationCancelled,
     "ValueError": ValueError,
+    "StaleRun": StaleRun,
 }
 
 
@@ -91,32 +93,69 @@ def _save_json(path: pathlib.Path, data: dict) -> None:
     write_atomically(path, write)
 
 
+def _object_arrays(arrays: dict, prefix: str, obj: ObjectInput) -> dict:
+    """Put one object's arrays into ``arrays`` under ``prefix``; returns its JSON entry."""
+    g = obj.geometry
+    if g is not None:  # a Refine's objects come with their labels only
+        arrays[f"{prefix}_vertices"] = g.vertices
+        arrays[f"{prefix}_triangles"] = g.triangles
+        arrays[f"{prefix}_triangle_polygons"] = g.triangle_polygons
+    if obj.info.face_labels is not None:
+        arrays[f"{prefix}_face_labels"] = np.asarray(obj.info.face_labels)
+    if obj.labels is not None:
+        arrays[f"{prefix}_labels"] = np.asarray(obj.labels)
+    for j, view in enumerate(obj.views):
+        for key in ("image", "face_ids", "K", "world_to_camera"):
+            arrays[f"{prefix}_v{j}_{key}"] = getattr(view, key)
+    return {
+        "name": obj.info.name,
+        "category": obj.info.category,
+        "num_polygons": None if g is None else int(g.num_polygons),
+        "num_views": len(obj.views),
+        "has_face_labels": obj.info.face_labels is not None,
+        "has_labels": obj.labels is not None,
+    }
+
+
+def _read_object(arrays, prefix: str, entry: dict) -> ObjectInput:
+    geometry = None
+    if entry["num_polygons"] is not None:
+        geometry = MeshGeometry(
+            vertices=arrays[f"{prefix}_vertices"],
+            triangles=arrays[f"{prefix}_triangles"],
+            triangle_polygons=arrays[f"{prefix}_triangle_polygons"],
+            num_polygons=entry["num_polygons"],
+        )
+    views = [
+        View(*(arrays[f"{prefix}_v{j}_{k}"] for k in ("image", "face_ids", "K", "world_to_camera")))
+        for j in range(entry["num_views"])
+    ]
+    info = ObjectInfo(
+        name=entry["name"],
+        category=entry["category"],
+        face_labels=arrays[f"{prefix}_face_labels"] if entry["has_face_labels"] else None,
+    )
+    labels = arrays[f"{prefix}_labels"] if entry.get("has_labels") else None
+    return ObjectInput(geometry, views, info, labels)
+
+
 def write_request(
-    folder, objects: list, parts: list[str], config: PartDistillConfig, teacher_options: dict
+    folder,
+    objects: list,
+    parts: list[str],
+    config: PartDistillConfig,
+    teacher_options: dict,
+    examples: list = (),
+    keep_dirs: list[str] = (),
+    refine: bool = False,
 ) -> None:
-    """Write a request for ``objects`` (backend.pipeline.ObjectInput) into ``folder``."""
+    """Write a request for ``objects`` (backend.contracts.ObjectInput) into ``folder``, with
+    few-shot ``examples``, the folders to keep each object's run in, and whether it is a
+    Refine (``backend.run_stages.RunRequest``)."""
     folder = pathlib.Path(folder)
     arrays = {}
-    entries = []
-    for i, obj in enumerate(objects):
-        g = obj.geometry
-        arrays[f"o{i}_vertices"] = g.vertices
-        arrays[f"o{i}_triangles"] = g.triangles
-        arrays[f"o{i}_triangle_polygons"] = g.triangle_polygons
-        if obj.info.face_labels is not None:
-            arrays[f"o{i}_face_labels"] = np.asarray(obj.info.face_labels)
-        for j, view in enumerate(obj.views):
-            for key in ("image", "face_ids", "K", "world_to_camera"):
-                arrays[f"o{i}_v{j}_{key}"] = getattr(view, key)
-        entries.append(
-            {
-                "name": obj.info.name,
-                "category": obj.info.category,
-                "num_polygons": int(g.num_polygons),
-                "num_views": len(obj.views),
-                "has_face_labels": obj.info.face_labels is not None,
-            }
-        )
+    entries = [_object_arrays(arrays, f"o{i}", obj) for i, obj in enumerate(objects)]
+    example_entries = [_object_arrays(arrays, f"e{i}", obj) for i, obj in enumerate(examples)]
     options = dict(teacher_options or {})
     # A teacher may be given the run's configuration as an option; it crosses as the config.
     config_option = isinstance(options.get("config"), PartDistillConfig)
@@ -134,44 +173,37 @@ def write_request(
         "teacher_options": options_json,
         "teacher_gets_config": config_option,
         "objects": entries,
+        "examples": example_entries,
+        "keep_dirs": [str(d) for d in keep_dirs],
+        "refine": bool(refine),
     }
     _save_npz(folder / REQUEST_NPZ, arrays)
     _save_json(folder / REQUEST_JSON, request)
 
 
-def read_request(folder):
-    """(objects, parts, config, teacher_options) from a request folder."""
+def read_request(folder) -> dict:
+    """The fields of a ``RunRequest`` (objects, parts, config, teacher_options, examples,
+    keep_dirs, refine) from a request folder."""
     folder = pathlib.Path(folder)
     request = json.loads((folder / REQUEST_JSON).read_text())
-    objects = []
     with np.load(folder / REQUEST_NPZ) as arrays:
-        for i, entry in enumerate(request["objects"]):
-            geometry = MeshGeometry(
-                vertices=arrays[f"o{i}_vertices"],
-                triangles=arrays[f"o{i}_triangles"],
-                triangle_polygons=arrays[f"o{i}_triangle_polygons"],
-                num_polygons=entry["num_polygons"],
-            )
-            views = [
-                View(
-                    *(
-                        arrays[f"o{i}_v{j}_{k}"]
-                        for k in ("image", "face_ids", "K", "world_to_camera")
-                    )
-                )
-                for j in range(entry["num_views"])
-            ]
-            info = ObjectInfo(
-                name=entry["name"],
-                category=entry["category"],
-                face_labels=arrays[f"o{i}_face_labels"] if entry["has_face_labels"] else None,
-            )
-            objects.append(ObjectInput(geometry, views, info))
+        objects = [_read_object(arrays, f"o{i}", e) for i, e in enumerate(request["objects"])]
+        examples = [
+            _read_object(arrays, f"e{i}", e) for i, e in enumerate(request.get("examples", []))
+        ]
     config = config_from_dict(request["config"])
     options = dict(request["teacher_options"])
     if request.get("teacher_gets_config"):
         options["config"] = config
-    return objects, request["parts"], config, options
+    return {
+        "objects": objects,
+        "parts": request["parts"],
+        "config": config,
+        "teacher_options": options,
+        "examples": examples,
+        "keep_dirs": request.get("keep_dirs", []),
+        "refine": request.get("refine", False),
+    }
 
 
 def write_result(folder, segmentations: list[Segmentation]) -> None:

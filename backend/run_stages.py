@@ -16,6 +16,8 @@ import signal
 import subprocess
 import tempfile
 
+import numpy as np
+
 from . import run_files
 from .config import PartDistillConfig
 from .contracts import ObjectInput, ProgressFn, Segmentation
@@ -63,12 +65,21 @@ def overall_progress(stage: str, fraction: float) -> tuple[str, float]:
 class RunRequest:
     """What the compute stages need: the rendered objects, the part names, the configuration
     and the teacher's options (a built-in teacher is given the configuration as ``config``:
-    that rule is applied here, so every request carries it the same way)."""
+    that rule is applied here, so every request carries it the same way).
+
+    ``examples``: labelled objects without views that join the student as few-shot examples
+    (no result for them). ``keep_dirs``: per object, a folder to keep its run in for Refine
+    ("" = none). ``refine``: a Refine: each object (its ``labels`` the corrections, its
+    geometry and views unused) is re-learnt from the run kept in its ``keep_dirs`` folder.
+    """
 
     objects: list[ObjectInput]
     parts: list[str]
     config: PartDistillConfig
     teacher_options: dict = dataclasses.field(default_factory=dict)
+    examples: list[ObjectInput] = dataclasses.field(default_factory=list)
+    keep_dirs: list[str] = dataclasses.field(default_factory=list)
+    refine: bool = False
 
     def __post_init__(self) -> None:
         self.parts = list(self.parts)
@@ -78,11 +89,16 @@ class RunRequest:
 
     def save(self, folder) -> None:
         """Write the request into ``folder`` (the worker's request files)."""
-        run_files.write_request(folder, self.objects, self.parts, self.config, self.teacher_options)
+        run_files.write_request(folder, self.objects, self.parts, self.config,
+                                self.teacher_options, self.examples, self.keep_dirs,
+                                self.refine)  # fmt: skip
 
     @classmethod
     def load(cls, folder) -> RunRequest:
-        return cls(*run_files.read_request(folder))
+        return cls(**run_files.read_request(folder))
+
+    def keep_dir(self, index: int) -> str:
+        return self.keep_dirs[index] if index < len(self.keep_dirs) else ""
 
 
 _teacher_cache: dict = {}
@@ -113,12 +129,10 @@ def run_compute(
     """
     if python is not None:
         return run_in_worker(python, request, progress)
-    from .pipeline import segment_collection
-
-    teacher = SmallerBatches(cached_teacher(request))
+    if request.refine:
+        return _refine(request, progress)
     try:
-        return segment_collection(request.objects, teacher, request.parts, request.config,
-                                  progress)  # fmt: skip
+        return _segment(request, progress)
     except Exception as exc:
         if not is_out_of_memory(exc) or on_the_cpu(request.config.device):
             raise
@@ -127,14 +141,43 @@ def run_compute(
     # the CPU, with a teacher built for it (built-in teachers read the device from config).
     _teacher_cache.clear()
     free_gpu_memory()
-    on_cpu = RunRequest(
-        request.objects,
-        request.parts,
-        request.config.replace(device="cpu"),
-        {k: v for k, v in request.teacher_options.items() if k != "config"},
+    on_cpu = dataclasses.replace(
+        request,
+        config=request.config.replace(device="cpu"),
+        teacher_options={k: v for k, v in request.teacher_options.items() if k != "config"},
     )
-    teacher = SmallerBatches(cached_teacher(on_cpu))
-    return segment_collection(on_cpu.objects, teacher, on_cpu.parts, on_cpu.config, progress)
+    return _segment(on_cpu, progress)
+
+
+def _segment(request: RunRequest, progress) -> list[Segmentation]:
+    """Segment Parts' compute stages; each object's run is kept where ``keep_dirs`` says."""
+    from .kept_runs import save_kept_run
+    from .pipeline import segment_collection
+
+    teacher = SmallerBatches(cached_teacher(request))
+    kept = []
+    results = segment_collection(request.objects, teacher, request.parts, request.config,
+                                 progress, request.examples, kept)  # fmt: skip
+    for i, run in enumerate(kept):
+        if request.keep_dir(i):
+            save_kept_run(request.keep_dir(i), run)
+    return results
+
+
+def _refine(request: RunRequest, progress) -> list[Segmentation]:
+    """Refine each object from its kept run and its corrections (``labels``)."""
+    from .kept_runs import load_kept_run
+    from .relearn import refine_kept_run
+
+    results = []
+    for i, obj in enumerate(request.objects):
+        kept = load_kept_run(request.keep_dir(i), obj.info.name)
+        labels = obj.labels
+        if labels is None:
+            labels = np.full(kept.geometry.num_polygons, -1, np.int64)
+        results.append(refine_kept_run(kept, labels, request.parts, request.config,
+                                       obj.info.name, progress))  # fmt: skip
+    return results
 
 
 def _signal_name(process) -> str:

@@ -158,7 +158,9 @@ def test_request_and_result_cross_the_process_boundary_exactly(tmp_path):
     config = config.replace(view_angles=((5.0, 10.0), (20.0, 30.0)), prompt_templates=("a {part}",))
     options = {"kind": "box", "seed": 3, "config": config}
     run_files.write_request(tmp_path, objects, parts, config, options)
-    read_objects, read_parts, read_config, read_options = run_files.read_request(tmp_path)
+    read = run_files.read_request(tmp_path)
+    read_objects, read_parts = read["objects"], read["parts"]
+    read_config, read_options = read["config"], read["teacher_options"]
     assert read_config == config and read_parts == parts and read_options == options
     g, h = objects[0].geometry, read_objects[0].geometry
     for key in ("vertices", "triangles", "triangle_polygons"):
