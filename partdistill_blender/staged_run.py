@@ -33,17 +33,25 @@ class StagedRun:
     fraction)`` hears the progress too. Ground truth is read here, before anything is
     rendered: a mesh without it fails at once (ValueError), as do the objects and the part
     names that ``input_checks`` refuses.
+
+    ``labels`` (one per object, (P,) int32 or None): known labels (a user's corrections) the
+    student learns beside the teacher and the result keeps. ``examples``: labelled
+    ``ObjectInput``s without views (``known_labels.example_input``), few-shot examples.
+    ``keep_dirs`` (one folder per object, or ""): where the compute stages keep each object's
+    run for Refine.
     """
 
     def __init__(self, objects, parts: list[str], config: PartDistillConfig, category: str = "",
                  teacher_options: dict | None = None, *, sources=None, ground_truth: str = "",
-                 listener=None):  # fmt: skip
+                 listener=None, labels=None, examples=(), keep_dirs=()):  # fmt: skip
         self.objects = list(objects)
         # Unusable objects and part names are refused here, before anything is rendered.
         check_objects(self.objects)
         check_part_names(list(parts))
         self.object_names = [obj.name for obj in self.objects]
-        self.request = RunRequest([], parts, config, teacher_options or {})
+        self.request = RunRequest([], parts, config, teacher_options or {},
+                                  examples=list(examples), keep_dirs=list(keep_dirs))  # fmt: skip
+        self.labels = list(labels) if labels is not None else [None] * len(self.objects)
         self.parts, self.config = self.request.parts, config
         self.teacher_options = self.request.teacher_options
         self.category = category.strip()
@@ -68,6 +76,8 @@ class StagedRun:
         joined = cls([], first.parts, first.config, first.category, first.teacher_options,
                      listener=listener)  # fmt: skip
         for run in runs:
+            joined.request.examples = run.request.examples  # the same for every run
+            joined.request.keep_dirs += run.request.keep_dirs
             joined.objects += run.objects
             joined.object_names += run.object_names
             joined.infos += run.infos
@@ -118,7 +128,7 @@ class StagedRun:
 
         total = len(self.objects) * self.config.num_views
         done = 0
-        for obj, info in zip(self.objects, self.infos, strict=True):
+        for obj, info, labels in zip(self.objects, self.infos, self.labels, strict=True):
             started, views = time.perf_counter(), []
             for renderer, view in iter_views(obj, self.config):
                 views.append(view)
@@ -126,7 +136,7 @@ class StagedRun:
                 self.report("render", done / max(total, len(self.objects) * len(renderer)))
                 yield
             geometry = renderer.geometry
-            self.inputs.append(ObjectInput(geometry, views, info))
+            self.inputs.append(ObjectInput(geometry, views, info, labels))
             seconds = time.perf_counter() - started
             get_logger().info(f"  {obj.name}: rendered {len(views)} views in {seconds:.1f} s "
                               f"({geometry.num_polygons} polygons)")  # fmt: skip
