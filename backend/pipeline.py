@@ -26,6 +26,7 @@ from .contracts import (
 )
 from .device import resolve_device
 from .distill import StudentData, train_student
+from .example_transfer import example_units, joined_units
 from .features import compute_point_features
 from .kept_runs import KeptRun
 from .knowledge import extract_knowledge_units
@@ -97,9 +98,13 @@ def segment_collection(
     """
     examples = list(examples)
     joint = config.collection and len(objects) > 1
+    lent = None
+    if examples and config.few_shot == "transfer":  # examples lend units to each object
+        lent = [(e.geometry, np.asarray(e.labels)) for e in examples]
+        examples = []
     if config.mode == "direct" or not (joint or examples):
-        return _segment_each(objects, teacher, parts, config, progress, keep)
-    return _segment_jointly(objects, teacher, parts, config, progress, examples, keep)
+        return _segment_each(objects, teacher, parts, config, progress, keep, lent)
+    return _segment_jointly(objects, teacher, parts, config, progress, examples, keep, lent)
 
 
 def unlabelled_units(num_points: int, num_parts: int) -> KnowledgeUnits:
@@ -112,11 +117,12 @@ def unlabelled_units(num_points: int, num_parts: int) -> KnowledgeUnits:
     )
 
 
-def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng, shared: bool):
+def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng, shared: bool, lent=None):
     """(StudentData, extra) of one object: teacher, knowledge units, points and features.
 
     An object without views (an example) gets no teacher pass and no units. ``shared``: the
     features must share one space with other shapes (no per-shape spectral embedding).
+    ``lent``: (geometry, labels) of few-shot examples that lend units (example_transfer.py).
     """
     timings = {}
     obj.geometry.validate()
@@ -147,6 +153,10 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng, shared: bo
         )
     else:
         units = unlabelled_units(len(points), len(parts))
+    if lent:
+        units = joined_units(units, example_units(
+            lent, units, points, centroids, len(parts), config.example_confidence
+        ))  # fmt: skip
     timings["knowledge"] = time.perf_counter() - t
 
     data = StudentData(
@@ -244,14 +254,14 @@ def _keep(keep, obj: ObjectInput, data: StudentData, parts, state, shared: bool)
                             spectral=not shared))  # fmt: skip
 
 
-def _segment_each(objects, teacher, parts, config, progress, keep=None) -> list[Segmentation]:
+def _segment_each(objects, teacher, parts, config, progress, keep=None, lent=None):
     config.validate()
     progress = progress or _no_progress
     device = resolve_device(config.device)
     results = []
     for obj in objects:
         rng = np.random.default_rng(config.seed)
-        data, extra = _prepare(obj, teacher, parts, config, progress, rng, shared=False)
+        data, extra = _prepare(obj, teacher, parts, config, progress, rng, False, lent)
         taught = supervised(data, obj.geometry, obj.labels, config, config.seed)
         scores = None
         query_probs = None
@@ -271,13 +281,14 @@ def _segment_each(objects, teacher, parts, config, progress, keep=None) -> list[
     return results
 
 
-def _segment_jointly(objects, teacher, parts, config, progress, examples=(), keep=None):
+def _segment_jointly(objects, teacher, parts, config, progress, examples=(), keep=None,
+                     lent=None):  # fmt: skip
     config.validate()
     progress = progress or _no_progress
     device = resolve_device(config.device)
     rng = np.random.default_rng(config.seed)
     everything = list(objects) + list(examples)
-    prepared = [_prepare(obj, teacher, parts, config, progress, rng, shared=True)
+    prepared = [_prepare(obj, teacher, parts, config, progress, rng, True, lent)
                 for obj in everything]  # fmt: skip
     taught = [
         supervised(data, obj.geometry, obj.labels, config, config.seed + i)

@@ -53,6 +53,7 @@ else:
         progress_mode,
         summary_lines,
     )
+    from .batch_examples import corrections_of, describe, examples_for
     from .batch_flags import build_parser, parse_args  # noqa: F401 (the batch's flags, here too)
     from .batch_inputs import expand_inputs, read_input_list
     from .batch_jobs import run_jobs
@@ -155,6 +156,10 @@ class Run:
         self.results = []  # label records for --labels-out
         self.records: list[dict] = []  # this run's manifest records
         self.sources: dict[str, str] = {}  # object name -> the file it came from
+        self.examples = examples_for(args)  # few-shot examples (--examples), loaded once
+        if self.examples:
+            log(f"examples: {describe(self.examples, self.parts)}")
+        self.corrected: dict[str, int] = {}  # object name -> corrected faces (--corrections)
 
     def load_teacher(self) -> None:
         """Build the teacher before anything is rendered (when it runs in this process)."""
@@ -165,10 +170,15 @@ class Run:
         """The staged run of one input's objects (ground truth is read here), not yet rendered;
         ``label`` names the input in messages."""
         self.sources.update((obj.name, source) for obj in objects)
+        labels = None
+        if self.args.corrections_attribute:
+            labels = corrections_of(objects, self.parts, self.args.corrections_attribute)
+            for obj, known in zip(objects, labels, strict=True):
+                self.corrected[obj.name] = 0 if known is None else int((known >= 0).sum())
         return StagedRun(objects, self.parts, self.config, self.args.category,
                          self.args.teacher_options, sources=[source] * len(objects),
-                         ground_truth=self.args.ground_truth,
-                         listener=self.listener(label))  # fmt: skip
+                         ground_truth=self.args.ground_truth, listener=self.listener(label),
+                         labels=labels, examples=self.examples)  # fmt: skip
 
     def listener(self, label: str):
         """A staged run's listener: logs each new stage, shows it, and is where a Ctrl+C that
@@ -197,8 +207,12 @@ class Run:
         if error:
             log_error(_naming(label, error))
         miou = float(np.mean(scores)) if len(scores) else None
-        record = manifest.input_record(label, [getattr(o, "name", o) for o in objects], status,
-                                       error, stages, miou)  # fmt: skip
+        names = [getattr(o, "name", o) for o in objects]
+        record = manifest.input_record(label, names, status, error, stages, miou)
+        if self.examples:  # what the result was made with, beside it
+            record["examples"] = len(self.examples)
+        if self.args.corrections_attribute:
+            record["corrected_faces"] = sum(self.corrected.get(n, 0) for n in names)
         self.records.append(record)
         self.progress.finished(label, status)
         if self.args.manifest:
@@ -269,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command, args.argv = list(command), list(argv)
     try:  # before the log and manifest open: an output that cannot be written writes nothing
         check_outputs(args, _planned_inputs(args))
+        examples_for(args)  # an unusable example stops the run here too
     except ValueError as exc:
         log_error(str(exc))
         return 2

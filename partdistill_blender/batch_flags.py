@@ -8,6 +8,7 @@ import dataclasses
 import pathlib
 
 from ..backend.config import MODES, PartDistillConfig, parse_part_names
+from .batch_examples import corrections_attribute, example_renames
 from .batch_ray import import_ray
 from .importers import SUPPORTED_EXTENSIONS
 from .input_checks import check_part_names
@@ -71,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blend the student with each polygon's own votes (default: %(default)s)"
                    )  # fmt: skip
     m.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
+
+    k = p.add_argument_group("known labels")
+    k.add_argument("--examples", nargs="+", metavar="FILE",
+                   help="labelled meshes the student also learns from (few-shot, not with "
+                        "--mode direct): a .blend segmented by PartDistill, or a mesh file "
+                        "with NAME_labels.txt (PSB) beside it")  # fmt: skip
+    k.add_argument("--example-renames", metavar="OLD=NEW,...",
+                   help="part names of the examples' labels files -> --parts (default: the "
+                        "renames of --ground-truth psb:old=new,...)")  # fmt: skip
+    k.add_argument("--corrections", metavar="attribute:NAME",
+                   help="an INT face attribute of each input with the right part of some "
+                        "faces (an index into --parts, -1 = none); the result keeps them"
+                   )  # fmt: skip
 
     o = p.add_argument_group("output")
     o.add_argument("--labels-out", metavar="FILE.json", help="labels of every polygon, as JSON")
@@ -145,6 +159,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             cache_dir=args.cache_dir, refine=args.refine, vote_fusion=args.vote_fusion,
         )  # fmt: skip
         args.teacher_options = _parse_options(args.teacher_option)
+        args.corrections_attribute = (corrections_attribute(args.corrections)
+                                      if args.corrections is not None else None)  # fmt: skip
+        args.example_renames_map = example_renames(args.example_renames, args.ground_truth)
+        if args.examples and args.mode == "direct":
+            raise ValueError("--examples teach the student, and --mode direct has none: use "
+                             "--mode distill (or forward)")  # fmt: skip
         # Teacher options that name configuration fields (cache_dir, clip_dense_mode, ...) are
         # settings of the run: the early weights check must see them too.
         fields = {f.name for f in dataclasses.fields(PartDistillConfig)}
