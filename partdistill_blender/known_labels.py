@@ -21,6 +21,11 @@ from .results import read_segmentation
 
 CORRECTION_ATTRIBUTE = "partdistill_correction"  # INT face attribute, -1 = not corrected
 CORRECTION_PARTS_PROPERTY = "partdistill_correction_parts"  # JSON list of part names
+EXAMPLE_PROPERTY = "partdistill_example"  # bpy.types.Object BoolProperty "Use as Example"
+
+# Corrected-face counts last read in object mode, per object (session_uid): in edit mode the
+# attribute lives in the BMesh, so the panel shows these (as results._ROWS_READ does).
+_COUNTS_READ: dict[int, int] = {}
 
 
 def relabel(labels: np.ndarray, names: list[str], parts: list[str]) -> np.ndarray:
@@ -73,6 +78,21 @@ def write_corrections(obj, faces: np.ndarray, part: str) -> None:
     mesh.update()
 
 
+def corrected_face_count(obj) -> int:
+    """How many faces of ``obj`` carry a correction (whatever its part). In edit mode: the
+    count read last in object mode (0 when none was read)."""
+    if obj is None or obj.type != "MESH":
+        return 0
+    if obj.mode == "EDIT":
+        return _COUNTS_READ.get(obj.session_uid, 0)
+    values = read_int_face_attribute(obj, CORRECTION_ATTRIBUTE)
+    count = 0
+    if values is not None:
+        count = int(((values >= 0) & (values < len(correction_names(obj)))).sum())
+    _COUNTS_READ[obj.session_uid] = count
+    return count
+
+
 def clear_corrections(obj) -> bool:
     """Remove the corrections of ``obj``; False when it had none."""
     mesh = obj.data
@@ -81,6 +101,8 @@ def clear_corrections(obj) -> bool:
         mesh.attributes.remove(mesh.attributes[CORRECTION_ATTRIBUTE])
     if CORRECTION_PARTS_PROPERTY in obj:
         del obj[CORRECTION_PARTS_PROPERTY]
+    _COUNTS_READ.pop(obj.session_uid, None)
+    mesh.update()
     return had
 
 
@@ -106,3 +128,32 @@ def example_input(obj, labels: np.ndarray, depsgraph=None) -> ObjectInput:
     finally:
         bpy.data.meshes.remove(baked)
     return ObjectInput(geometry, [], ObjectInfo(name=obj.name), np.asarray(labels, np.int32))
+
+
+def example_objects(scene, exclude=()) -> list:
+    """The mesh objects of ``scene`` marked "Use as Example", less those in ``exclude``."""
+    excluded = {obj.name for obj in exclude}
+    return [obj for obj in scene.objects
+            if obj.type == "MESH" and getattr(obj, EXAMPLE_PROPERTY, False)
+            and obj.name not in excluded]  # fmt: skip
+
+
+def scene_examples(scene, exclude, parts: list[str], depsgraph=None):
+    """(examples, warnings): an ``example_input`` for every usable example object of ``scene``
+    (``example_objects``), and a sentence for each one left out, naming it and saying why.
+    Object mode (the labels are face attributes)."""
+    examples, warnings = [], []
+    for obj in example_objects(scene, exclude):
+        labels = example_labels(obj, parts)
+        if labels is None:
+            warnings.append(f"{obj.name!r} is marked Use as Example but has no segmentation: "
+                            "segment it (and correct it) first; it was left out")  # fmt: skip
+            continue
+        if not (labels >= 0).any():
+            names = read_segmentation(obj)["parts"]
+            warnings.append(f"{obj.name!r} is marked Use as Example but none of its parts "
+                            f"({', '.join(names)}) is among this run's ({', '.join(parts)}); "
+                            "it was left out")  # fmt: skip
+            continue
+        examples.append(example_input(obj, labels, depsgraph))
+    return examples, warnings

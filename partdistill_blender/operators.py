@@ -14,6 +14,8 @@ from .addon import get_preferences
 from .error_messages import error_message
 from .input_checks import check_objects, check_part_names
 from .job_registry import forget_running_job, running_job, set_running_job
+from .kept_run_folders import give_own_ids, kept_run_dir
+from .known_labels import clear_corrections, read_corrections, scene_examples
 from .model_manager import missing_model_reason
 from .properties import config_from_settings, part_names
 from .report_log import reports_to
@@ -90,7 +92,8 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
             check_teacher_before_rendering(config)
             if context.mode != "OBJECT":  # edit-mode changes reach the mesh data only here
                 bpy.ops.object.mode_set(mode="OBJECT")
-            job = StagedRun(objects, parts, config, settings.category)
+            job = StagedRun(objects, parts, config, settings.category,
+                            **self._known_labels(context, objects, parts))  # fmt: skip
         except (ValueError, TeacherUnavailable) as exc:
             report_error(self, error_message(exc))
             return None
@@ -98,6 +101,21 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
         settings.is_running = True
         self._set_progress(context, job)
         return job
+
+    def _known_labels(self, context, objects, parts) -> dict:
+        """StagedRun's labels, examples and keep_dirs: each object's corrections (kept as
+        labels of the new result), the scene's example objects, and where each object's run
+        is kept for Refine. Object mode."""
+        with reports_to(self) as logger:
+            examples, warnings = scene_examples(context.scene, objects, parts)
+            for warning in warnings:
+                logger.warning(warning)
+        give_own_ids(objects, bpy.data.objects)
+        return {
+            "labels": [read_corrections(obj, parts) for obj in objects],
+            "examples": examples,
+            "keep_dirs": [kept_run_dir(obj) for obj in objects],
+        }
 
     def _set_progress(self, context, job) -> None:
         text, fraction = job.progress
@@ -112,6 +130,8 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
         settings.progress = 0.0
         settings.progress_text = ""
         _tag_redraw(context)
+        if job.cancelled or job.error is not None:
+            job.discard_kept_runs()  # the last good kept run stays for Refine
         if job.cancelled:
             self.report({"WARNING"}, "Segmentation cancelled: nothing was changed")
             return {"CANCELLED"}
@@ -126,6 +146,8 @@ class PARTDISTILL_OT_segment_parts(bpy.types.Operator):
             return {"CANCELLED"}
         finally:
             settings.progress_text = ""
+        if settings.stale_object in written:  # a fresh run: Refine works again
+            settings.stale_object = settings.stale_message = ""
         self.report({"INFO"}, f"Segmented {', '.join(written)} into {len(job.parts)} parts")
         return {"FINISHED"}
 
@@ -223,18 +245,27 @@ def _object_mode(obj) -> None:
 
 
 class PARTDISTILL_OT_clear_segmentation(_ResultOperator):
-    """Remove the part groups, slots and attributes and restore the previous materials"""
+    """Remove the part groups, slots and attributes and restore the previous materials (and
+    the corrections, unless Keep Corrections is on)"""
 
     bl_idname = "partdistill.clear_segmentation"
     bl_label = "Clear Segmentation"
     bl_options = {"REGISTER", "UNDO"}
+
+    keep_corrections: BoolProperty(
+        name="Keep Corrections",
+        description="Keep the faces assigned to parts, for the next Segment Parts to learn",
+        default=False,
+    )
 
     def execute(self, context):
         from .writeback import clear_segmentation
 
         obj = context.active_object
         _object_mode(obj)
-        if not clear_segmentation(obj):
+        cleared = clear_segmentation(obj)
+        corrections_cleared = not self.keep_corrections and clear_corrections(obj)
+        if not cleared and not corrections_cleared:
             self.report({"INFO"}, f"{obj.name} has no segmentation to clear")
             return {"CANCELLED"}
         return {"FINISHED"}

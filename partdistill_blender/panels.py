@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from . import presets, results
 from .addon import ADDON_PACKAGE
 from .job_registry import running_job
+from .known_labels import EXAMPLE_PROPERTY, corrected_face_count, example_objects
 from .model_manager import draw_models_box, missing_model_reason
 from .operators import target_objects
 from .results import has_segmentation, read_run, run_summary
 
 CATEGORY = "PartDistill"
+STALE_WRAP = 44  # characters per line of a stale Refine's message (a label does not wrap)
 
 
 class _SidebarPanel:
@@ -91,6 +95,11 @@ class PARTDISTILL_PT_main(_SidebarPanel, bpy.types.Panel):
         if running_job() is not None:  # not is_running: a file saved mid-run keeps that True
             draw_progress(layout, settings)
             return
+        examples = example_objects(context.scene, objects)
+        if examples:
+            count = f"{len(examples)} example{'s' if len(examples) > 1 else ''}"
+            names = ", ".join(o.name for o in examples)
+            layout.label(text=f"{count}: {names}", icon="OUTLINER_OB_GROUP_INSTANCE")
         reason = missing_model_reason(context)
         if reason:  # the teacher's weights are absent: say so, and what to press
             box = layout.box()
@@ -154,6 +163,8 @@ class PARTDISTILL_PT_results(_SidebarPanel, bpy.types.Panel):
             ).index = row.index
             line.operator("partdistill.hide_part", text="", icon="HIDE_ON").index = row.index
             line.operator("partdistill.isolate_part", text="", icon="SOLO_ON").index = row.index
+            if obj.mode == "EDIT":  # the selected faces get this part
+                line.operator("partdistill.assign_part", text="Assign").index = row.index
         layout.operator("partdistill.show_all_parts", icon="HIDE_OFF")
         settings = context.scene.partdistill
         line = layout.row(align=True).split(factor=0.62, align=True)
@@ -163,7 +174,28 @@ class PARTDISTILL_PT_results(_SidebarPanel, bpy.types.Panel):
         op = line.operator("partdistill.show_evidence", icon="IMAGE_DATA")
         op.view = settings.evidence_view
         line.prop(settings, "evidence_view")
-        layout.operator("partdistill.clear_segmentation", icon="TRASH")
+        draw_corrections(layout, context, obj)
+        line = layout.row(align=True)
+        clear = line.operator("partdistill.clear_segmentation", icon="TRASH")
+        clear.keep_corrections = settings.keep_corrections
+        line.prop(settings, "keep_corrections", text="Keep Corrections", toggle=False)
+
+
+def draw_corrections(layout, context, obj) -> None:
+    """Corrections, Refine (or the full run a stale Refine asks for), and Use as Example."""
+    settings = context.scene.partdistill
+    box = layout.box()
+    corrected = corrected_face_count(obj)
+    if corrected:
+        box.label(text=f"{corrected:,} faces corrected", icon="CHECKMARK")
+    else:
+        box.label(text="Correct: select faces in Edit Mode, press Assign", icon="INFO")
+    box.operator("partdistill.refine", icon="FILE_REFRESH")
+    if settings.stale_object == obj.name and settings.stale_message:
+        for text in textwrap.wrap(settings.stale_message, STALE_WRAP):
+            box.label(text=text)
+        box.operator("partdistill.segment_parts", text="Segment Parts Again", icon="PLAY")
+    box.prop(obj, EXAMPLE_PROPERTY)
 
 
 CLASSES = (PARTDISTILL_PT_main, PARTDISTILL_PT_advanced, PARTDISTILL_PT_results)

@@ -154,6 +154,15 @@ class PARTDISTILL_PG_settings(bpy.types.PropertyGroup):
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
     progress_text: StringProperty(default="", options={"SKIP_SAVE"})
     evidence_view: IntProperty(name="View", description="View shown in the Image Editor", min=0)
+    keep_corrections: BoolProperty(
+        name="Keep Corrections",
+        description="Clear Segmentation keeps the faces you assigned to parts, so that the "
+        "next Segment Parts learns them again",
+        default=False,
+    )
+    # A Refine that found the kept run stale: the panel offers a full run for this object.
+    stale_object: StringProperty(default="", options={"SKIP_SAVE"})
+    stale_message: StringProperty(default="", options={"SKIP_SAVE"})
 
 
 # Settings copied one to one into the config (same name on both sides).
@@ -220,7 +229,15 @@ CLASSES = (PARTDISTILL_PG_part, PARTDISTILL_PG_settings)
 
 def register_properties() -> None:
     bpy.types.Scene.partdistill = PointerProperty(type=PARTDISTILL_PG_settings)
+    # On the object, so it is saved with it and shows in its Results panel.
+    bpy.types.Object.partdistill_example = BoolProperty(
+        name="Use as Example",
+        description="Segment Parts on other objects learns from this object's parts (its "
+        "segmentation with your corrections), as a labelled example of the same kind of shape",
+        default=False,
+    )
 
 
 def unregister_properties() -> None:
+    del bpy.types.Object.partdistill_example
     del bpy.types.Scene.partdistill

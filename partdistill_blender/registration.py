@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from . import (
+    correction_ops,
     job_registry,
     model_downloads,
     model_manager,
@@ -24,6 +25,7 @@ CLASSES = (
     *presets.CLASSES,
     *model_manager.CLASSES,
     *operators.CLASSES,
+    *correction_ops.CLASSES,
     *panels.CLASSES,
 )
 

@@ -23,6 +23,7 @@ from ..backend.log import get_logger
 from ..backend.run_stages import RunRequest, overall_progress
 from .ground_truth import simulated_teacher_truth
 from .input_checks import check_objects, check_part_names
+from .kept_run_folders import commit, discard, staging_dir
 
 
 class StagedRun:
@@ -37,8 +38,9 @@ class StagedRun:
     ``labels`` (one per object, (P,) int32 or None): known labels (a user's corrections) the
     student learns beside the teacher and the result keeps. ``examples``: labelled
     ``ObjectInput``s without views (``known_labels.example_input``), few-shot examples.
-    ``keep_dirs`` (one folder per object, or ""): where the compute stages keep each object's
-    run for Refine.
+    ``keep_dirs`` (one folder per object, or ""): where each object's run is kept for Refine.
+    The compute stages write it into a staging folder beside it (``kept_run_folders``), moved
+    into place by ``write_results``: a cancelled or failed run keeps the last good one.
     """
 
     def __init__(self, objects, parts: list[str], config: PartDistillConfig, category: str = "",
@@ -49,8 +51,10 @@ class StagedRun:
         check_objects(self.objects)
         check_part_names(list(parts))
         self.object_names = [obj.name for obj in self.objects]
+        self.keep_dirs = list(keep_dirs)  # the final folders; the request gets staging ones
+        staged = [staging_dir(folder) if folder else "" for folder in self.keep_dirs]
         self.request = RunRequest([], parts, config, teacher_options or {},
-                                  examples=list(examples), keep_dirs=list(keep_dirs))  # fmt: skip
+                                  examples=list(examples), keep_dirs=staged)  # fmt: skip
         self.labels = list(labels) if labels is not None else [None] * len(self.objects)
         self.parts, self.config = self.request.parts, config
         self.teacher_options = self.request.teacher_options
@@ -78,6 +82,7 @@ class StagedRun:
         for run in runs:
             joined.request.examples = run.request.examples  # the same for every run
             joined.request.keep_dirs += run.request.keep_dirs
+            joined.keep_dirs += run.keep_dirs
             joined.objects += run.objects
             joined.object_names += run.object_names
             joined.infos += run.infos
@@ -213,6 +218,13 @@ class StagedRun:
         elif self._worker is not None:
             self._worker.join()
         self._state = "done"
+        self.discard_kept_runs()
+
+    def discard_kept_runs(self) -> None:
+        """Remove the kept runs this run staged (after a cancel or a failure)."""
+        for folder in self.keep_dirs:
+            if folder:
+                discard(folder)
 
     def run_to_end(self) -> None:
         """Run every stage in this thread: no window, no timer (background mode, scripts).
@@ -232,13 +244,18 @@ class StagedRun:
 
         run = run_record(self.config, self.object_names)
         written = []
-        for name, result, obj_input in zip(self.object_names, self.results, self.inputs,
-                                           strict=True):  # fmt: skip
+        keep_dirs = self.keep_dirs + [""] * (len(self.object_names) - len(self.keep_dirs))
+        for name, result, obj_input, folder in zip(self.object_names, self.results, self.inputs,
+                                                   keep_dirs, strict=True):  # fmt: skip
             obj = objects_by_name.get(name)
             if obj is None:  # deleted while the worker ran
+                if folder:
+                    discard(folder)
                 continue
             write_segmentation(obj, result.parts, result.face_labels, result.face_confidence,
                                run)  # fmt: skip
+            if folder:  # the kept run now matches the labels just written
+                commit(folder)
             if keep_evidence:
                 EVIDENCE[name] = Evidence(
                     parts=list(result.parts),

@@ -116,7 +116,7 @@ def test_panels_draw_without_and_with_a_result(ui):
     labelled = results.read_segmentation(obj)["face_labels"] >= 0  # direct mode leaves gaps
     assert sum(r.face_count for r in rows) == labelled.sum() > 0
     assert "simulated, 10 views" in shown.labels()  # how the result was made
-    assert ("partdistill.clear_segmentation", {}) in shown.operators()
+    assert ("partdistill.clear_segmentation", {"keep_corrections": False}) in shown.operators()
 
     # In edit mode (after Select) the face attributes cannot be read: the rows read before.
     bpy.ops.partdistill.select_part(index=0)
