@@ -131,9 +131,9 @@ fi
 # ---------------------------------------------------------------- UI under Xvfb
 # Each script starts Blender's UI afresh and clicks through one part of the panel with xdotool
 # (see .ci/ui_lib.sh); every check prints a PASS or FAIL line.
-UI_SCRIPTS=${UI_SCRIPTS:-"ui_test ui_results ui_setup ui_multi ui_models"}  # env UI_SCRIPTS: a subset
+UI_SCRIPTS=${UI_SCRIPTS:-"ui_test ui_results ui_correct ui_setup ui_multi ui_models"}  # env UI_SCRIPTS: a subset
 if want ui; then
-  log "UI: Segment Parts, undo, cancel, clear; results; part list, presets, preferences; several meshes; models"
+  log "UI: Segment Parts, undo, cancel, clear; results; corrections, Refine, examples; part list, presets, preferences; several meshes; models"
   [ -d "$BUR/extensions" ] || { echo "the ui step needs the install step first" >&2; exit 1; }
   [ -f "$SCENE" ] || { echo "the ui step needs the scene step first" >&2; exit 1; }
   rm -f "$OUT"/panel.png "$OUT"/ui_*.png "$OUT"/*_state.json

@@ -9,7 +9,8 @@ what the object holds, what is selected or hidden in edit mode, which images the
 Editors show, and the add-on preferences.
 
 PARTDISTILL_UI_SCENARIO picks the scene: "single" (the chair alone), "multi" (a second
-chair beside it, both selected) or "models" (the chair with the CLIP teacher whose model,
+chair beside it, both selected), "correct" (a second, taller and narrower chair beside it,
+not selected; both in view) or "models" (the chair with the CLIP teacher whose model,
 PARTDISTILL_UI_MODEL, is not yet in the cache folder PARTDISTILL_UI_CACHE).
 """
 
@@ -22,6 +23,8 @@ import time
 import bmesh
 import bpy
 import numpy as np
+from bpy_extras import view3d_utils
+from mathutils.bvhtree import BVHTree
 
 STATE_FILE = os.environ["PARTDISTILL_UI_STATE"]
 SCENARIO = os.environ.get("PARTDISTILL_UI_SCENARIO", "single")
@@ -91,6 +94,18 @@ def prepare():
         second.location.x += 1.2
         bpy.context.scene.collection.objects.link(second)
         second.select_set(True)
+    if SCENARIO == "correct":
+        # Chair-like, not the same: taller, narrower, its own mesh (with the true parts).
+        second = chair.copy()
+        second.data = chair.data.copy()
+        second.name = second.data.name = "Chair 2"
+        coords = np.empty(len(second.data.vertices) * 3, np.float32)
+        second.data.vertices.foreach_get("co", coords)
+        second.data.vertices.foreach_set("co", (coords.reshape(-1, 3) * (0.85, 0.9, 1.2)).ravel())
+        second.data.update()
+        second.location.x += 1.0
+        bpy.context.scene.collection.objects.link(second)
+        second.select_set(True)  # both in view; Chair 2 is deselected below
     bpy.context.view_layer.objects.active = chair
     chair.select_set(True)
     settings = bpy.context.scene.partdistill
@@ -106,9 +121,13 @@ def prepare():
     settings.num_views = 6
     settings.resolution = 128
     settings.num_points = 1024
+    if SCENARIO == "correct":  # three runs in one test: a shorter training
+        settings.epochs = 10
     region = next(r for r in area.regions if r.type == "WINDOW")
     with bpy.context.temp_override(window=window, area=area, region=region):
         bpy.ops.view3d.view_selected()
+    if SCENARIO == "correct":
+        bpy.data.objects["Chair 2"].select_set(False)
     for idname in ("PARTDISTILL_MT_presets", "PARTDISTILL_MT_presets_shapenetpart",
                    "PARTDISTILL_MT_presets_user"):  # fmt: skip
         count_menu_draws(idname)
@@ -177,12 +196,67 @@ def describe(mask, labels, parts, low):
     return f"{int(mask.sum())} other faces"
 
 
+def counts_by_name(values, names):
+    """{name: faces} of the (F,) indices ``values`` into ``names`` (-1 and others: "?")."""
+    counts: dict[str, int] = {}
+    for value, count in zip(*np.unique(values, return_counts=True)):
+        name = names[value] if 0 <= value < len(names) else "?"
+        counts[name] = counts.get(name, 0) + int(count)
+    return counts
+
+
+def panel_rows(obj):
+    """[[part, faces]] as the Results panel shows them (in edit mode: the rows it keeps)."""
+    module = sys.modules.get(ADDON + ".partdistill_blender.results")
+    try:
+        rows = module.result_rows(obj) if module is not None else None
+    except Exception as exc:  # a bug in the add-on shows in the state, not as a dead driver
+        return f"error: {exc}"
+    return [[row.name, row.face_count] for row in rows] if rows is not None else None
+
+
+def panel_corrected(obj):
+    """The "N faces corrected" count of the Results panel (in edit mode: the one it keeps)."""
+    module = sys.modules.get(ADDON + ".partdistill_blender.known_labels")
+    counter = getattr(module, "corrected_face_count", None)
+    try:
+        return counter(obj) if counter is not None else None
+    except Exception as exc:
+        return f"error: {exc}"
+
+
+def corrections_state(obj, labels, parts, truth):
+    """The faces marked as corrections (the INT face attribute partdistill_correction, -1 =
+    none; its values index the part names in obj["partdistill_correction_parts"])."""
+    corrected = face_values(obj, "partdistill_correction", np.int32)
+    try:
+        names = list(json.loads(obj.get("partdistill_correction_parts", "[]")))
+    except (TypeError, ValueError):
+        names = ["unreadable"]
+    mask = corrected >= 0 if corrected is not None else None
+    return {
+        "attribute": corrected is not None,
+        "names": names,
+        "faces": int(mask.sum()) if mask is not None else 0,
+        # The corrected faces: which part they were corrected to, which part they carry now,
+        # and which part they truly are; and a hash of which faces they are.
+        "as": counts_by_name(corrected[mask], names) if mask is not None else {},
+        "labelled": counts_by_name(labels[mask], parts)
+        if mask is not None and labels is not None else {},  # fmt: skip
+        "truth": counts_by_name(truth[mask], PARTS)
+        if mask is not None and truth is not None else {},  # fmt: skip
+        "faces_hash": hashlib.sha1(np.flatnonzero(mask).tobytes()).hexdigest()
+        if mask is not None else "",  # fmt: skip
+    }
+
+
 def object_state(obj, settings):
     labels = face_values(obj, "partdistill_part", np.int32)
     truth = face_values(obj, "partdistill_ground_truth", np.int32)
     confidence = face_values(obj, "partdistill_confidence", np.float32)
     low = confidence < settings.low_confidence if confidence is not None else None
     parts = [g.name for g in obj.vertex_groups]
+    selected = face_values(obj, "select", bool)
     return {
         "mode": obj.mode,
         "selected_object": obj.select_get(),
@@ -194,13 +268,87 @@ def object_state(obj, settings):
         "agreement": float(np.mean(labels == truth)) if labels is not None else None,
         "baseline": float(np.bincount(truth).max() / truth.size) if truth is not None else None,
         "labels": hashlib.sha1(labels.tobytes()).hexdigest() if labels is not None else "",
+        "confidence": hashlib.sha1(confidence.tobytes()).hexdigest()
+        if confidence is not None else "",  # fmt: skip
+        # Faces per part from the labels, and as the Results panel's rows show them.
+        "label_counts": counts_by_name(labels, parts) if labels is not None else {},
+        "rows": panel_rows(obj),
+        "panel_corrected": panel_corrected(obj),
+        # Per true part: the parts its faces were labelled.
+        "confusion": {
+            name: counts_by_name(labels[truth == i], parts) for i, name in enumerate(PARTS)
+        }
+        if labels is not None and truth is not None else {},  # fmt: skip
+        "corrections": corrections_state(obj, labels, parts, truth),
+        "example": bool(getattr(obj, "partdistill_example", False)),
+        "screen": screen_point(obj),
         "low_confidence_faces": int(low.sum()) if low is not None else None,
-        "selected": describe(face_values(obj, "select", bool), labels, parts, low),
+        "selected": describe(selected, labels, parts, low),
+        # The selected faces: how many, the parts they carry, and which faces they are.
+        "selected_faces": int(selected.sum()),
+        "selected_labels": counts_by_name(labels[selected], parts) if labels is not None else {},
+        "selected_truth": counts_by_name(truth[selected], PARTS) if truth is not None else {},
+        "selected_hash": hashlib.sha1(np.flatnonzero(selected).tobytes()).hexdigest(),
         "hidden": describe(face_values(obj, "hide", bool), labels, parts, low),
         "snapshot": snapshot(obj),
         # How the segmentation was made, as the add-on keeps it on the object.
         "run": json.loads(obj.get("partdistill", "{}")).get("run", {}),
     }
+
+
+def viewport_hits():
+    """{object name: [x, y]} in X screen coordinates: for each mesh object seen in the 3D
+    viewport, the pixel (on a 16 px grid) where a click hits it, nearest the middle of its
+    hits. Only in the "correct" scenario, not while a run is going, at most once a second."""
+    now = time.perf_counter()
+    if SCENARIO != "correct" or bpy.context.scene.partdistill.is_running:
+        return {}
+    if now - _hits["time"] < 1.0:
+        return _hits["points"]
+    window = bpy.context.window_manager.windows[0]
+    area, _ = view3d(window.screen)
+    region = next(r for r in area.regions if r.type == "WINDOW")
+    rv3d = area.spaces.active.region_3d
+    box = canvas(window, area)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    trees = []
+    editing = []  # in edit mode the evaluated mesh may have no faces: its last point stays
+    for obj in bpy.context.scene.objects:
+        if obj.type == "MESH" and obj.mode == "EDIT":
+            editing.append(obj.name)
+        elif obj.type == "MESH" and obj.visible_get():
+            inverse = obj.matrix_world.inverted()
+            trees.append((obj.name, obj.matrix_world.copy(), inverse,
+                          BVHTree.FromObject(obj, depsgraph)))  # fmt: skip
+    hits: dict[str, list] = {}
+    for x in range(box["x"] + 8, box["x"] + box["width"] - 8, 16):
+        for y in range(box["y"] + 8, box["y"] + box["height"] - 8, 16):
+            point = (x - region.x, window.height - y - region.y)  # region coordinates
+            origin = view3d_utils.region_2d_to_origin_3d(region, rv3d, point)
+            direction = view3d_utils.region_2d_to_vector_3d(region, rv3d, point)
+            best = None
+            for name, matrix, inverse, tree in trees:
+                location = tree.ray_cast(inverse @ origin, inverse.to_3x3() @ direction)[0]
+                if location is not None:
+                    distance = ((matrix @ location) - origin).length
+                    if best is None or distance < best[0]:
+                        best = (distance, name)
+            if best is not None:
+                hits.setdefault(best[1], []).append((x, y))
+    points = {name: _hits["points"][name] for name in editing if name in _hits["points"]}
+    for name, pixels in hits.items():
+        mean = np.mean(pixels, axis=0)
+        nearest = min(pixels, key=lambda p: (p[0] - mean[0]) ** 2 + (p[1] - mean[1]) ** 2)
+        points[name] = [int(nearest[0]), int(nearest[1])]
+    _hits.update(time=now, points=points)
+    return points
+
+
+_hits = {"time": -1.0, "points": {}}
+
+
+def screen_point(obj):
+    return viewport_hits().get(obj.name)
 
 
 def image_editors():
@@ -350,6 +498,18 @@ def report():
             op.bl_idname == "PARTDISTILL_OT_segment_parts"
             for op in bpy.context.window_manager.operators
         ),
+        # The same for Refine and Assign, and the last operators that finished (for the log).
+        "refines": sum(
+            op.bl_idname == "PARTDISTILL_OT_refine" for op in bpy.context.window_manager.operators
+        ),
+        "assigns": sum(
+            op.bl_idname == "PARTDISTILL_OT_assign_part"
+            for op in bpy.context.window_manager.operators
+        ),
+        "operators": [op.bl_idname for op in bpy.context.window_manager.operators][-8:],
+        "active": bpy.context.view_layer.objects.active.name
+        if bpy.context.view_layer.objects.active else "",  # fmt: skip
+        "keep_corrections": getattr(settings, "keep_corrections", None),
     }
     temporary = STATE_FILE + ".partial"
     with open(temporary, "w") as handle:

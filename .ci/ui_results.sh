@@ -35,6 +35,14 @@ expect "s['chair']['mode'] == 'EDIT' and s['chair']['selected'] == 'seat'" \
   "Select on the seat row: edit mode, exactly the seat's faces selected"
 expect "s['panels_drawn']['PARTDISTILL_PT_results'].get('with in edit mode', 0) > 0" \
   "the Results panel drew in edit mode"
+# In edit mode each row ends in an Assign button (see ui_correct.sh): the icons move left.
+# Find them again along their rows, from the right.
+find_x "bpy.ops.partdistill.hide_part(index=1)" "$ROW1" $((SX + SW - 30)) $((SX + SW / 2)) -4
+HIDE_X=$FOUND
+find_x "bpy.ops.partdistill.isolate_part(index=2)" "$ROW2" $((SX + SW - 30)) $((SX + SW / 2)) -4
+ISOLATE_X=$FOUND
+[ -n "$HIDE_X" ] && [ -n "$ISOLATE_X" ] || { shot failed; echo "FAIL: no Hide or Isolate icon on the rows in edit mode"; exit 1; }
+echo "in edit mode: Hide at x $HIDE_X, Isolate at x $ISOLATE_X"
 click "$HIDE_X" "$ROW1"
 expect "s['chair']['hidden'] == 'back' and s['chair']['selected'] == 'seat'" \
   "Hide on the back row: exactly the back's faces hidden, the seat still selected"

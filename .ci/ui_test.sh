@@ -102,7 +102,8 @@ echo "PASS cancel button: Cancel (at $FOUND,$SEGMENT_Y) during '$STAGE' ended th
 # 3. Clear Segmentation: the Results panel's button (scroll the sidebar down to reach it).
 for _ in 1 2 3 4 5 6; do xdotool mousemove "$BUTTON_X" $((SY + SH / 2)) click 5; done
 fresh
-button "bpy.ops.partdistill.clear_segmentation()"
+# It shares its row with the Keep Corrections checkbox (off: Clear passes keep_corrections=False).
+button "bpy.ops.partdistill.clear_segmentation(keep_corrections=False)" "$LEFT_X"
 CLEAR=$BY
 click "$BX" "$BY"
 for _ in $(seq 50); do fresh; [ "$(state "['has_part_attribute']")" = "False" ] && break; done
@@ -112,7 +113,7 @@ for key in groups attributes face_slots; do
   [ "$(snap "['$key']")" = "$(before "['$key']")" ] || {
     echo "FAIL clear: $key after Clear Segmentation: $(snap "['$key']") (before segmentation: $(before "['$key']"))"; exit 1; }
 done
-echo "PASS clear: Clear Segmentation (at $BUTTON_X,$CLEAR): groups $(snap "['groups']"), attributes $(snap "['attributes']") and face slots as before segmentation"
+echo "PASS clear: Clear Segmentation (at $BX,$CLEAR): groups $(snap "['groups']"), attributes $(snap "['attributes']") and face slots as before segmentation"
 # Material slots too, empty ones included (Blender leaves an empty slot if clear pops badly).
 if [ "$(snap "['slots']")" = "$(before "['slots']")" ]; then
   echo "PASS clear: material slots as before segmentation: $(snap "['slots']")"

@@ -224,13 +224,18 @@ class PartDistillConfig:
     # over zero-shot after three rounds): 1 / 3 gave +13.5 / +14.2 and +12.7 / +14.3.
     label_loss_weight: float = 3.0
     label_samples: int = 2048  # labelled polygons per shape the cross-entropy reads, by area
-    # A unit that covers at least this many corrected polygons and agrees with fewer than this
-    # share of them loses its say everywhere (supervision.contradicted_units); 0 = off. Off:
-    # at 3 / 0.5 a table fell from 90.5 to 67.1 mIoU after its first correction (4 shapes,
-    # default profile: +5.1 over zero-shot after three rounds against +14.0 without), as the
-    # units that spill onto a corrected region are mostly right elsewhere.
-    contradiction_min_polygons: int = 3
-    contradiction_min_agreement: float = 0.0
+    # A correction spreads to the faces it points at: in each surface segment that holds
+    # corrected faces, the segment's other faces with the label they replaced
+    # (supervision.spread_corrections). Off: bench_correction.py (10 categories, one shape
+    # each, seed 0; gain over zero-shot after three rounds, default / mix): +7.4 / +8.4
+    # against +13.8 / +14.4 without, as a segment that crosses a part boundary hands the
+    # correction to faces of the replaced part that were right.
+    spread_corrections: bool = False
+    # Units lose their say on points whose known label is another part. Off: +13.2 / +13.4.
+    trim_contradicted_units: bool = False
+    # Refine goes on from the last run's student for this many epochs (no render, no teacher).
+    # 6 and 10 measured alike (+13.8 / +13.5 over zero-shot, default profile) at 2.0 / 3.0 s.
+    refine_epochs: int = 6
     # Few-shot examples: "transfer" (each lends its labels by nearest neighbours as one more
     # view of units, example_transfer.py) or "joint" (the paper's: one student over the
     # examples, with a cross-entropy on their labels, and the objects).
@@ -239,9 +244,8 @@ class PartDistillConfig:
     # 63.3 (a table example upside down: -66.9); with it 78.9 at confidence 0.9, 79.9 at 1.
     few_shot: str = "transfer"
     example_confidence: float = 1.0  # a lent unit's confidence, times its agreement
-    # Refine goes on from the last run's student for this many epochs (no render, no teacher).
-    # 6 and 10 measured alike (+13.8 / +13.5 over zero-shot, default profile) at 2.0 / 3.0 s.
-    refine_epochs: int = 6
+    example_fit_steps: int = 3  # affine ICP steps that fit an example to the object
+    example_reach: float = 0.1  # distance to the example (box half-widths) where trust is 1/e
 
     # --- run ---
     collection: bool = False  # one student over all objects (pre-alignment) instead of one each

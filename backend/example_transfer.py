@@ -23,7 +23,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .contracts import KnowledgeUnits, MeshGeometry
-from .sampling import polygon_centroids
+from .sampling import sample_surface_points
+
+EXAMPLE_POINTS = 4096  # points an example is sampled with
 
 
 def box_normalised(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -56,33 +58,65 @@ def point_votes(units: KnowledgeUnits, num_parts: int) -> np.ndarray:
 
 
 class LentLabels:
-    """An example's labels read at the object's points: in the orientation (one of the 24
-    axis-aligned turns of the example) whose labels agree most with the teacher's vote, so an
-    example modelled lying down or facing another axis still fits."""
+    """An example's labels read at the object's points.
+
+    The example is sampled by area (``EXAMPLE_POINTS``), put in the orientation (one of the 24
+    axis-aligned turns) whose labels agree most with the teacher's vote, so an example
+    modelled lying down or facing another axis still fits, then fitted to the object by a
+    few affine ICP steps (other proportions, a longer neck). ``agreement`` is that of the
+    fitted example; ``at`` also says how near each query the example's surface came.
+    """
 
     def __init__(self, example: MeshGeometry, labels: np.ndarray, points: np.ndarray,
-                 votes: np.ndarray):  # fmt: skip
-        centroids, _, present = polygon_centroids(example)
-        keep = present & (labels >= 0)
-        self.labels = labels[keep]
+                 votes: np.ndarray, fit_steps: int):  # fmt: skip
+        rng = np.random.default_rng(0)
+        source, _, polygons = sample_surface_points(example, EXAMPLE_POINTS, rng)
+        keep = labels[polygons] >= 0
+        self.labels = labels[polygons][keep]
         self.object_points = points
+        target = box_normalised(points, points)
         voted = votes >= 0
+
+        def agreement_of(tree):
+            if not voted.any():
+                return 0.0
+            _, nearest = tree.query(target[voted], k=1, workers=-1)
+            return float(np.mean(self.labels[nearest] == votes[voted]))
+
         best = (-1.0, None)
         for rotation in cube_rotations():
-            turned = centroids[keep] @ rotation.T
-            tree = cKDTree(box_normalised(turned, turned))
-            _, nearest = tree.query(box_normalised(points, points), k=1, workers=-1)
-            agreement = (
-                float(np.mean(self.labels[nearest][voted] == votes[voted])) if voted.any() else 0.0
-            )
-            if agreement > best[0]:
-                best = (agreement, tree)
-        self.agreement, self.tree = best
+            turned = source[keep].astype(np.float64) @ rotation.T
+            turned = box_normalised(turned, turned)
+            score = agreement_of(cKDTree(turned))
+            if score > best[0]:
+                best = (score, turned)
+        turned = fitted = best[1]
+        target_tree = cKDTree(target)
+        for _ in range(fit_steps):
+            # Affine ICP with pairs both ways (each object point and its nearest example
+            # point, each example point and its nearest object point): one way alone lets
+            # the fit shrink the example onto part of the object.
+            _, to_example = cKDTree(fitted).query(target, k=1, workers=-1)
+            _, to_object = target_tree.query(fitted, k=1, workers=-1)
+            moved = np.concatenate([fitted[to_example], fitted])
+            onto = np.concatenate([target, target[to_object]])
+            homogeneous = np.concatenate([moved, np.ones((len(moved), 1))], axis=1)
+            affine, *_ = np.linalg.lstsq(homogeneous, onto, rcond=None)  # (4, 3)
+            fitted = np.concatenate([fitted, np.ones((len(fitted), 1))], axis=1) @ affine
+        # The fit is kept only where it agrees better with the teacher's vote: between two
+        # samplings of the very same shape it drifts (the demo chair's legs: 0.43 -> 0.37 mIoU).
+        self.tree = cKDTree(fitted)
+        self.agreement = agreement_of(self.tree)
+        if self.agreement < best[0]:
+            self.tree, self.agreement = cKDTree(turned), best[0]
 
-    def at(self, queries: np.ndarray) -> np.ndarray:
-        """(M,) the lent label at each query (object coordinates)."""
-        _, nearest = self.tree.query(box_normalised(queries, self.object_points), k=1, workers=-1)
-        return self.labels[nearest]
+    def at(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(M,) the lent label at each query (object coordinates) and (M,) the distance to the
+        fitted example's surface, in half-widths of the object's bounding box."""
+        distance, nearest = self.tree.query(
+            box_normalised(queries, self.object_points), k=1, workers=-1
+        )
+        return self.labels[nearest], distance
 
 
 def example_units(
@@ -92,31 +126,39 @@ def example_units(
     query_points: np.ndarray,
     num_parts: int,
     confidence: float,
+    fit_steps: int = 3,
+    reach: float = 0.1,
 ) -> KnowledgeUnits:
     """Knowledge units lent by ``examples`` ((geometry, labels (P_e,)) pairs) to an object
     with the teacher's ``units``, sampled ``points`` (N, 3) and polygon centroids
     ``query_points`` (P, 3). Example e is one more view, one unit per part it lends; its
     confidence is ``confidence`` x its agreement with the teacher's vote, so an example that
-    fits the object badly says little."""
+    fits the object badly says little; a point ``reach`` (in half-widths of the bounding box)
+    from the fitted example's surface gets exp(-1) of it."""
     first_view = int(units.view.max()) + 1 if len(units) else 0
     votes = point_votes(units, num_parts)
     probs, masks, parts, views = [], [], [], []
     pair_unit, pair_polygon, pair_confidence = [], [], []
     for e, (geometry, labels) in enumerate(examples):
-        lent = LentLabels(geometry, labels, points, votes)
-        at_points, at_polygons = lent.at(points), lent.at(query_points)
+        lent = LentLabels(geometry, labels, points, votes, fit_steps)
+        at_points, point_distance = lent.at(points)
+        at_polygons, polygon_distance = lent.at(query_points)
         sure = confidence * (lent.agreement if (votes >= 0).any() else 1.0)
+        # Far from the fitted example's surface its label is a guess.
+        point_sure = sure * np.exp(-((point_distance / reach) ** 2))
+        polygon_sure = sure * np.exp(-((polygon_distance / reach) ** 2))
         for part in range(num_parts):
             mask = at_points == part
             if not mask.any():
                 continue
             row = np.zeros((len(points), num_parts), np.float32)
-            row[mask] = (1.0 - sure) / max(num_parts - 1, 1)
-            row[mask, part] = sure
+            rest = (1.0 - point_sure[mask]) / max(num_parts - 1, 1)
+            row[mask] = rest[:, None]
+            row[mask, part] = np.maximum(point_sure[mask], rest)
             polygons = np.flatnonzero(at_polygons == part)
             pair_unit.append(np.full(polygons.size, len(parts), np.int64))
             pair_polygon.append(polygons.astype(np.int64))
-            pair_confidence.append(np.full(polygons.size, sure, np.float32))
+            pair_confidence.append(polygon_sure[polygons].astype(np.float32))
             probs.append(row)
             masks.append(mask)
             parts.append(part)

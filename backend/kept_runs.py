@@ -20,7 +20,7 @@ from .contracts import KnowledgeUnits, MeshGeometry, StaleRun
 from .distill import StudentData
 from .supervision import LabelledSamples
 
-FORMAT = 1
+FORMAT = 2
 KEPT_JSON = "kept_run.json"
 KEPT_NPZ = "kept_run.npz"
 _UNIT_FIELDS = ("probs", "mask", "part", "view", "polygon_unit", "polygon_index",
@@ -37,6 +37,7 @@ class KeptRun:
     data: StudentData  # the units as the teacher gave them (no labels applied)
     student: dict  # the student's weights after the run (name -> CPU tensor)
     spectral: bool  # whether the features hold the shape's own spectral embedding
+    labels: np.ndarray  # (P,) int32 the run's labels: what a correction replaces
 
 
 _in_memory: dict[str, tuple[float, KeptRun]] = {}
@@ -50,6 +51,7 @@ def save_kept_run(folder, kept: KeptRun) -> None:
         "vertices": kept.geometry.vertices,
         "triangles": kept.geometry.triangles,
         "triangle_polygons": kept.geometry.triangle_polygons,
+        "labels": kept.labels,
     }
     for name in _DATA_FIELDS:
         arrays[f"data_{name}"] = getattr(kept.data, name)
@@ -106,7 +108,9 @@ def load_kept_run(folder, name: str = "") -> KeptRun:
         units = KnowledgeUnits(**{n: z[f"unit_{n}"] for n in _UNIT_FIELDS if f"unit_{n}" in z})
         data = StudentData(units=units, **{n: z[f"data_{n}"] for n in _DATA_FIELDS})
         student = {n: torch.from_numpy(z[f"student_{n}"].copy()) for n in header["student"]}
-    kept = KeptRun(header["name"], header["parts"], geometry, data, student, header["spectral"])
+        labels = z["labels"]
+    kept = KeptRun(header["name"], header["parts"], geometry, data, student, header["spectral"],
+                   labels)  # fmt: skip
     _in_memory[key] = (mtime, kept)
     return kept
 

@@ -37,15 +37,16 @@ from .labels import (
     label_polygons,
     voted_polygons,
 )
-from .refine import refine_probabilities
+from .refine import crease_pieces, refine_probabilities, split_by
 from .rescore import unit_trust
 from .sampling import polygon_areas, polygon_centroids, sample_surface_points
+from .spectral_segments import polygon_clusters
 from .supervision import (
     check_labels,
     clamp_to_labels,
-    contradicted_units,
     labelled_samples,
-    without_units,
+    spread_corrections,
+    units_without_contradiction,
 )
 
 
@@ -155,7 +156,8 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng, shared: bo
         units = unlabelled_units(len(points), len(parts))
     if lent:
         units = joined_units(units, example_units(
-            lent, units, points, centroids, len(parts), config.example_confidence
+            lent, units, points, centroids, len(parts), config.example_confidence,
+            config.example_fit_steps, config.example_reach,
         ))  # fmt: skip
     timings["knowledge"] = time.perf_counter() - t
 
@@ -180,18 +182,32 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng, shared: bo
     return data, {"timings": timings, "predictions": predictions}
 
 
-def supervised(data: StudentData, geometry: MeshGeometry, labels, config, seed: int = 0):
-    """``data`` with the known ``labels`` (P,) applied: contradicted units dropped, labelled
-    polygons to learn. Unchanged (the same object) without labels."""
+def correction_segments(geometry: MeshGeometry, points: np.ndarray, config) -> np.ndarray:
+    """(P,) the surface segments a correction spreads within: the spectral clusters of the
+    points (they end at joints) cut at creases, as the refinement's (refine.py)."""
+    pieces = crease_pieces(geometry, config.refine_crease_deg)
+    centroids, _, _ = polygon_centroids(geometry)
+    clusters = polygon_clusters(points, centroids, config.refine_spectral_clusters, config.knn,
+                                config.spectral_dims)  # fmt: skip
+    return split_by(clusters, pieces)
+
+
+def supervised(data: StudentData, geometry: MeshGeometry, labels, config, seed: int = 0,
+               previous: np.ndarray | None = None) -> StudentData:  # fmt: skip
+    """``data`` with the known ``labels`` (P,) applied: spread to the faces they point at
+    (given the ``previous`` labels, config.spread_corrections), the units' say taken out
+    where they contradict them, labelled polygons to learn. Unchanged without labels."""
     if labels is None or not (labels >= 0).any():
         return data
+    learn = np.asarray(labels, np.int64)
+    if previous is not None and config.spread_corrections:
+        learn = spread_corrections(learn, previous, correction_segments(geometry, data.points,
+                                                                        config))  # fmt: skip
     units = data.units
-    if len(units):
-        units = without_units(units, contradicted_units(
-            units, labels, config.contradiction_min_polygons, config.contradiction_min_agreement
-        ))  # fmt: skip
+    if len(units) and config.trim_contradicted_units:
+        units = units_without_contradiction(units, learn, data.point_polygons)
     rng = np.random.default_rng(seed)
-    samples = labelled_samples(labels, polygon_areas(geometry), config.label_samples, rng)
+    samples = labelled_samples(learn, polygon_areas(geometry), config.label_samples, rng)
     return dataclasses.replace(data, units=units, labelled=samples)
 
 
@@ -247,10 +263,12 @@ def finish_labels(
     )
 
 
-def _keep(keep, obj: ObjectInput, data: StudentData, parts, state, shared: bool) -> None:
+def _keep(keep, obj: ObjectInput, data: StudentData, parts, state, shared: bool,
+          labels: np.ndarray) -> None:  # fmt: skip
     if keep is not None and state is not None:
         teacher_data = dataclasses.replace(data, labelled=None)
         keep.append(KeptRun(obj.info.name, list(parts), obj.geometry, teacher_data, state,
+                            labels=labels,
                             spectral=not shared))  # fmt: skip
 
 
@@ -274,9 +292,10 @@ def _segment_each(objects, teacher, parts, config, progress, keep=None, lent=Non
             scores = (trained.scores_before[0], trained.scores_after[0])
             extra["info"] = trained.info
             # Refine starts from the teacher's units (the labels are applied anew each time).
-            _keep(keep, obj, data, parts, trained.state, shared=False)
         results.append(finish_labels(obj.geometry, taught, parts, config, query_probs, scores,
                                      extra, obj.labels))  # fmt: skip
+        if config.mode != "direct":
+            _keep(keep, obj, data, parts, trained.state, False, results[-1].face_labels)
         progress("labels", 1.0)
     return results
 
@@ -304,9 +323,9 @@ def _segment_jointly(objects, teacher, parts, config, progress, examples=(), kee
         extra["timings"]["student"] = seconds
         extra["info"] = trained.info
         scores = (trained.scores_before[i], trained.scores_after[i])
-        _keep(keep, obj, data, parts, trained.state, shared=True)
         probs = trained.query_probs[i]
         results.append(finish_labels(obj.geometry, taught[i], parts, config, probs, scores,
                                      extra, obj.labels))  # fmt: skip
+        _keep(keep, obj, data, parts, trained.state, True, results[-1].face_labels)
     progress("labels", 1.0)
     return results

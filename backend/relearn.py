@@ -48,7 +48,7 @@ def refine_kept_run(
     config.validate()
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    taught = supervised(kept.data, kept.geometry, corrections, config, config.seed)
+    taught = supervised(kept.data, kept.geometry, corrections, config, config.seed, kept.labels)
     progress("student", 0.0)
     device = resolve_device(config.device)
     trained = train_student([taught], len(parts), config, device, progress, start_from=kept.student)

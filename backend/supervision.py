@@ -4,9 +4,13 @@ The paper's few-shot setting (Sec. 4.3) adds a cross-entropy on labelled shapes 
 corrected face is a labelled face, so both use the same term. Known labels act three ways:
 - the student learns them with a cross-entropy that the units cannot outvote
   (``labelled_samples``, ``labelled_loss``);
-- a unit that contradicts them loses its say everywhere (``contradicted_units``): a view that
-  called a table top "leg" where the user said "top" is wrong on the rest of the top too;
+- a correction spreads to the faces it points at (``spread_corrections``), and the units lose
+  their say where they contradict the labels (``units_without_contradiction``);
 - the final labels keep them, and the refinement spreads them (``clamp_to_labels``).
+
+Dropping every unit that contradicts a correction (a view that called a table top "leg"
+where the user said "top") was measured worse: a table fell from 90.5 to 67.1 mIoU after its
+first correction, as the units that spill onto a corrected region are mostly right elsewhere.
 """
 
 from __future__ import annotations
@@ -72,45 +76,54 @@ def labelled_loss(
     return (F.cross_entropy(logits, labels, reduction="none") * weights).sum()
 
 
-def contradicted_units(
-    units: KnowledgeUnits, labels: np.ndarray, min_polygons: int, min_agreement: float
+def spread_corrections(
+    corrections: np.ndarray, previous: np.ndarray, segments: np.ndarray
 ) -> np.ndarray:
-    """(D,) bool: units that contradict the known labels.
-
-    A unit is contradicted when it covers at least ``min_polygons`` labelled polygons and
-    fewer than ``min_agreement`` of them (weighted by the unit's confidence on each) carry the
-    unit's part. labels (P,) int, -1 = unknown. None is with ``min_agreement`` 0.
+    """(P,) labels to learn from: the corrections, and beside them the faces a correction
+    points at. In each surface segment (``segments`` (P,) ids: pieces that end at creases
+    and joints) that holds corrections of faces that were ``previous`` label X, the segment's
+    other faces labelled X take the label most of those corrections gave (a user who fixes a
+    few faces of a wrong region means the region). corrections, previous (P,) int, -1 = none.
     """
-    if min_agreement <= 0:
-        return np.zeros(len(units), bool)
-    pair_label = labels[units.polygon_index]  # (Q,)
-    judged = pair_label >= 0
-    unit = units.polygon_unit[judged]
-    weight = units.polygon_confidence[judged].astype(np.float64)
-    agrees = pair_label[judged] == units.part[unit]
-    count = np.bincount(unit, minlength=len(units))
-    total = np.bincount(unit, weight, minlength=len(units))
-    agreeing = np.bincount(unit, weight * agrees, minlength=len(units))
-    share = agreeing / np.maximum(total, 1e-12)
-    return (count >= min_polygons) & (share < min_agreement)
+    corrected = np.flatnonzero(corrections >= 0)
+    if corrected.size == 0:
+        return corrections
+    old = np.maximum(previous, 0)
+    num = int(max(old.max(), corrections.max())) + 1
+    # (segment, old label) of every corrected face, and the label it was given.
+    key = segments[corrected] * num + old[corrected]
+    pairs, counts = np.unique(key * num + corrections[corrected], return_counts=True)
+    order = np.lexsort((-counts, pairs // num))  # per key, the most frequent new label first
+    keys, first = np.unique(pairs[order] // num, return_index=True)
+    given = (pairs[order] % num)[first]
+    face_key = segments * num + old
+    where = np.searchsorted(keys, face_key)
+    where = np.minimum(where, len(keys) - 1)
+    claimed = (keys[where] == face_key) & (previous >= 0)
+    spread = np.where(claimed, given[where], -1)
+    return np.where(corrections >= 0, corrections, spread).astype(np.int64)
 
 
-def without_units(units: KnowledgeUnits, drop: np.ndarray) -> KnowledgeUnits:
-    """``units`` less those where ``drop`` (D,) is True (the polygon pairs renumbered)."""
-    if not drop.any():
+def units_without_contradiction(units: KnowledgeUnits, labels: np.ndarray,
+                                point_polygons: np.ndarray) -> KnowledgeUnits:  # fmt: skip
+    """``units`` with their points and polygons that carry another known label taken out:
+    there the user, not the teacher, says what the part is. labels (P,) int, -1 = unknown."""
+    point_label = labels[point_polygons]  # (N,)
+    known = point_label >= 0
+    if not known.any():
         return units
-    keep = ~drop
-    new_index = np.cumsum(keep) - 1
-    pairs = keep[units.polygon_unit]
+    mask = units.mask & ~(known[None, :] & (units.part[:, None] != point_label[None, :]))
+    pair_label = labels[units.polygon_index]
+    keep = (pair_label < 0) | (pair_label == units.part[units.polygon_unit])
     return KnowledgeUnits(
-        probs=units.probs[keep],
-        mask=units.mask[keep],
-        part=units.part[keep],
-        view=units.view[keep],
-        polygon_unit=new_index[units.polygon_unit[pairs]],
-        polygon_index=units.polygon_index[pairs],
-        polygon_confidence=units.polygon_confidence[pairs],
-        incidence=None if units.incidence is None else units.incidence[keep],
+        probs=units.probs,
+        mask=mask,
+        part=units.part,
+        view=units.view,
+        polygon_unit=units.polygon_unit[keep],
+        polygon_index=units.polygon_index[keep],
+        polygon_confidence=units.polygon_confidence[keep],
+        incidence=units.incidence,
     )
 
 

@@ -136,5 +136,5 @@ def test_a_labelled_example_lifts_a_shape_its_teacher_gets_badly_wrong(chair):
     before = mean_part_iou(zero_shot.face_labels, truth, areas, len(PARTS))
     after = mean_part_iou(few_shot.face_labels, truth, areas, len(PARTS))
     print(f"mIoU zero-shot {before:.3f}, with the example {after:.3f}")
-    # Measured 0.353 -> 0.423: the example must add at least 0.05 of mIoU over zero-shot.
+    # Measured 0.353 -> 0.434: the example must add at least 0.05 of mIoU over zero-shot.
     assert after > before + 0.05, (before, after)
