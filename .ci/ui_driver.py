@@ -199,7 +199,7 @@ def describe(mask, labels, parts, low):
 def counts_by_name(values, names):
     """{name: faces} of the (F,) indices ``values`` into ``names`` (-1 and others: "?")."""
     counts: dict[str, int] = {}
-    for value, count in zip(*np.unique(values, return_counts=True)):
+    for value, count in zip(*np.unique(values, return_counts=True), strict=True):
         name = names[value] if 0 <= value < len(names) else "?"
         counts[name] = counts.get(name, 0) + int(count)
     return counts
