@@ -242,11 +242,14 @@ def corrections_state(obj, labels, parts, truth):
         # and which part they truly are; and a hash of which faces they are.
         "as": counts_by_name(corrected[mask], names) if mask is not None else {},
         "labelled": counts_by_name(labels[mask], parts)
-        if mask is not None and labels is not None else {},  # fmt: skip
+        if mask is not None and labels is not None
+        else {},  # fmt: skip
         "truth": counts_by_name(truth[mask], PARTS)
-        if mask is not None and truth is not None else {},  # fmt: skip
+        if mask is not None and truth is not None
+        else {},  # fmt: skip
         "faces_hash": hashlib.sha1(np.flatnonzero(mask).tobytes()).hexdigest()
-        if mask is not None else "",  # fmt: skip
+        if mask is not None
+        else "",  # fmt: skip
     }
 
 
@@ -269,7 +272,8 @@ def object_state(obj, settings):
         "baseline": float(np.bincount(truth).max() / truth.size) if truth is not None else None,
         "labels": hashlib.sha1(labels.tobytes()).hexdigest() if labels is not None else "",
         "confidence": hashlib.sha1(confidence.tobytes()).hexdigest()
-        if confidence is not None else "",  # fmt: skip
+        if confidence is not None
+        else "",  # fmt: skip
         # Faces per part from the labels, and as the Results panel's rows show them.
         "label_counts": counts_by_name(labels, parts) if labels is not None else {},
         "rows": panel_rows(obj),
@@ -278,7 +282,8 @@ def object_state(obj, settings):
         "confusion": {
             name: counts_by_name(labels[truth == i], parts) for i, name in enumerate(PARTS)
         }
-        if labels is not None and truth is not None else {},  # fmt: skip
+        if labels is not None and truth is not None
+        else {},  # fmt: skip
         "corrections": corrections_state(obj, labels, parts, truth),
         "example": bool(getattr(obj, "partdistill_example", False)),
         "screen": screen_point(obj),
@@ -508,7 +513,8 @@ def report():
         ),
         "operators": [op.bl_idname for op in bpy.context.window_manager.operators][-8:],
         "active": bpy.context.view_layer.objects.active.name
-        if bpy.context.view_layer.objects.active else "",  # fmt: skip
+        if bpy.context.view_layer.objects.active
+        else "",  # fmt: skip
         "keep_corrections": getattr(settings, "keep_corrections", None),
     }
     temporary = STATE_FILE + ".partial"
