@@ -234,8 +234,15 @@ class PartDistillConfig:
     # Units lose their say on points whose known label is another part. Off: +13.2 / +13.4.
     trim_contradicted_units: bool = False
     # Refine goes on from the last run's student for this many epochs (no render, no teacher).
-    # 6 and 10 measured alike (+13.8 / +13.5 over zero-shot, default profile) at 2.0 / 3.0 s.
+    # 6 and 10 measured alike (+13.8 / +13.5 over zero-shot, default profile) at 2.0 / 3.0 s
+    # (one torch thread per shape, two shapes at once).
     refine_epochs: int = 6
+    # When a Refine re-scores the units (Eq. 4): "start", against the kept student, or
+    # "midway", against the student that has half learnt the corrections (which then pull
+    # the units of their part up). bench_correction.py (10 categories, one shape each, seed 0;
+    # gain over zero-shot after three rounds / worst shape, default and mix): start +15.2 /
+    # +1.1 and +14.8 / +2.4, midway +13.6 / +0.5 and +13.4 / +3.0.
+    refine_rescore: str = "start"
     # Few-shot examples: "transfer" (each lends its labels by nearest neighbours as one more
     # view of units, example_transfer.py) or "joint" (the paper's: one student over the
     # examples, with a cross-entropy on their labels, and the objects).
@@ -268,6 +275,8 @@ class PartDistillConfig:
                 f"backward_scores must be one of {', '.join(BACKWARD_SCORES)}, "
                 f"not {self.backward_scores!r}"
             )
+        if self.refine_rescore not in ("start", "midway"):
+            raise ValueError(f"refine_rescore must be start or midway, not {self.refine_rescore!r}")
         if self.few_shot not in ("transfer", "joint"):
             raise ValueError(f"few_shot must be transfer or joint, not {self.few_shot!r}")
         if self.device not in DEVICES:

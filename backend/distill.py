@@ -258,6 +258,22 @@ def _query_logits(student: Student, shape: _Shape) -> torch.Tensor:
     )  # fmt: skip
 
 
+def _rescore_units(student: Student, shapes: list[_Shape], scores_after: list, config) -> None:
+    """Backward distillation's step: every shape's units re-scored by their agreement with
+    the student (Eq. 4, config.backward_scores), in ``scores_after``, and its targets anew."""
+    with torch.no_grad():
+        for i, s in enumerate(shapes):
+            if not len(s.data.units):  # an example: nothing to re-score
+                continue
+            logits = _point_logits(student, s)
+            parts = logits.argmax(dim=1).cpu().numpy()
+            scores_after[i] = _backward_scores(s, parts, config)
+            s.unit_weights = None  # the new scores take the consensus into account
+            rereads = s.reliability_weight(backward=True) > 0
+            start = _probabilities(logits) if rereads else None
+            s.set_scores(scores_after[i], start)
+
+
 def _labelled_logits(student: Student, shape: _Shape) -> torch.Tensor:
     """(S, R) at the shape's labelled polygons."""
     index = torch.from_numpy(shape.labelled.polygons).to(shape.device)
@@ -295,8 +311,9 @@ def train_student(
     Shapes with known labels (``StudentData.labelled``) add their cross-entropy, weighted by
     ``config.label_loss_weight``; an example shape has labels and no units. ``start_from``
     (``TrainedStudent.state`` of an earlier run on the same shapes) makes this a Refine: the
-    student goes on from those weights for ``config.refine_epochs`` epochs, and backward
-    distillation re-scores the units half-way, against the student that has learnt the labels.
+    student goes on from those weights for ``config.refine_epochs`` epochs, with the units
+    re-scored by backward distillation against the kept student before it learns the labels
+    (``config.refine_rescore`` "start") or half-way, against the student that has ("midway").
     """
     progress = progress or (lambda stage, fraction: None)
     torch.manual_seed(config.seed)
@@ -328,6 +345,10 @@ def train_student(
     epoch_losses: list[float] = []
     backward_epoch = None
     scores_after: list = [None] * len(shapes)
+    if start_from is not None and config.mode == "distill" and config.refine_rescore == "start":
+        # A Refine re-scores the units against the kept student, before it learns the labels.
+        backward_epoch = 0
+        _rescore_units(student, shapes, scores_after, config)
     step = 0
     for epoch in range(epochs):
         losses = []
@@ -343,22 +364,12 @@ def train_student(
         epoch_losses.append(float(np.mean(losses)))
         progress("student", (epoch + 1) / epochs)
         if start_from is not None:
-            due = epoch + 1 == max(1, epochs // 2)
+            due = config.refine_rescore == "midway" and epoch + 1 == max(1, epochs // 2)
         else:
             due = backward_due(epoch_losses, config)
         if config.mode == "distill" and backward_epoch is None and due:
             backward_epoch = epoch + 1
-            with torch.no_grad():
-                for i, s in enumerate(shapes):
-                    if not len(s.data.units):  # an example: nothing to re-score
-                        continue
-                    logits = _point_logits(student, s)
-                    parts = logits.argmax(dim=1).cpu().numpy()
-                    scores_after[i] = _backward_scores(s, parts, config)
-                    s.unit_weights = None  # the new scores take the consensus into account
-                    rereads = s.reliability_weight(backward=True) > 0
-                    start = _probabilities(logits) if rereads else None
-                    s.set_scores(scores_after[i], start)
+            _rescore_units(student, shapes, scores_after, config)
 
     with torch.no_grad():
         query_probs = [_probabilities(_query_logits(student, s)) for s in shapes]

@@ -15,12 +15,14 @@ from ..backend.groundtruth import map_part_names, read_psb_labels
 GROUND_TRUTH_ATTRIBUTE = "partdistill_ground_truth"
 
 
-def read_int_face_attribute(obj, name: str) -> np.ndarray | None:
-    """(P,) int32 values of the INT face attribute ``name`` of ``obj``, None when it has none."""
-    attribute = obj.data.attributes.get(name)
+def read_int_face_attribute(obj, name: str, mesh=None) -> np.ndarray | None:
+    """(P,) int32 values of the INT face attribute ``name`` of ``obj`` (of ``mesh`` when given),
+    None when it has none."""
+    mesh = mesh or obj.data
+    attribute = mesh.attributes.get(name)
     if attribute is None or attribute.domain != "FACE" or attribute.data_type != "INT":
         return None
-    values = np.empty(len(obj.data.polygons), np.int32)
+    values = np.empty(len(mesh.polygons), np.int32)
     attribute.data.foreach_get("value", values)
     return values
 

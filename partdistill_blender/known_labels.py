@@ -17,7 +17,7 @@ import numpy as np
 from ..backend.contracts import ObjectInfo, ObjectInput
 from .geometry import baked_evaluated_mesh, mesh_geometry
 from .ground_truth import read_int_face_attribute
-from .results import read_segmentation
+from .results import edit_mesh_copy, has_segmentation, read_segmentation, result_rows
 
 CORRECTION_ATTRIBUTE = "partdistill_correction"  # INT face attribute, -1 = not corrected
 CORRECTION_PARTS_PROPERTY = "partdistill_correction_parts"  # JSON list of part names
@@ -78,14 +78,15 @@ def write_corrections(obj, faces: np.ndarray, part: str) -> None:
     mesh.update()
 
 
-def corrected_face_count(obj) -> int:
+def corrected_face_count(obj, mesh=None) -> int:
     """How many faces of ``obj`` carry a correction (whatever its part). In edit mode: the
-    count read last in object mode (0 when none was read)."""
+    count read last in object mode or after an undo (0 when none was read), unless ``mesh``
+    is a copy of the edit mesh to read it from (``results.edit_mesh_copy``)."""
     if obj is None or obj.type != "MESH":
         return 0
-    if obj.mode == "EDIT":
+    if obj.mode == "EDIT" and mesh is None:
         return _COUNTS_READ.get(obj.session_uid, 0)
-    values = read_int_face_attribute(obj, CORRECTION_ATTRIBUTE)
+    values = read_int_face_attribute(obj, CORRECTION_ATTRIBUTE, mesh)
     count = 0
     if values is not None:
         count = int(((values >= 0) & (values < len(correction_names(obj)))).sum())
@@ -157,3 +158,16 @@ def scene_examples(scene, exclude, parts: list[str], depsgraph=None):
             continue
         examples.append(example_input(obj, labels, depsgraph))
     return examples, warnings
+
+
+def refresh_after_undo() -> None:
+    """Read the rows and the corrected counts of the objects in edit mode again: an undo (of a
+    Refine, an Assign) changed their labels, and the panel shows what was read last."""
+    for obj in bpy.data.objects:
+        if obj.type == "MESH" and obj.mode == "EDIT" and has_segmentation(obj):
+            copy = edit_mesh_copy(obj)
+            try:
+                result_rows(obj, copy)
+                corrected_face_count(obj, copy)
+            finally:
+                bpy.data.meshes.remove(copy)

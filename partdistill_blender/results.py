@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import bmesh
+import bpy
 import numpy as np
 
 from .geometry import loop_arrays
@@ -38,18 +40,19 @@ def has_segmentation(obj) -> bool:
     return bookkeeping(obj) is not None
 
 
-def read_segmentation(obj) -> dict | None:
+def read_segmentation(obj, mesh=None) -> dict | None:
     """The segmentation written on ``obj``, or None. Object mode only: in edit mode the face
-    attributes live in the BMesh and read as empty.
+    attributes live in the BMesh and read as empty, unless ``mesh`` is a copy of the edit mesh
+    to read them from (``edit_mesh_copy``).
 
     Returns {"parts": [str], "face_labels": (P,) int32, "face_confidence": (P,) float32,
     "groups": [vertex group name per part], "materials": [material name per part]}; the run
     record is read by ``read_run``.
     """
     info = bookkeeping(obj)
-    if info is not None and obj.mode == "EDIT":
+    if info is not None and obj.mode == "EDIT" and mesh is None:
         raise ValueError(f"{obj.name!r} is in edit mode: part labels are read in object mode")
-    mesh = obj.data if info is not None else None
+    mesh = (mesh or obj.data) if info is not None else None
     if info is None or PART_ATTRIBUTE not in mesh.attributes:
         return None
     count = len(mesh.polygons)
@@ -90,14 +93,15 @@ def _face_array(mesh, prop: str, dtype) -> np.ndarray:
     return values
 
 
-def result_rows(obj) -> list[PartRow] | None:
+def result_rows(obj, mesh=None) -> list[PartRow] | None:
     """The Results panel's rows for ``obj``, or None when it has no segmentation. In edit mode:
-    the rows read before entering it (None when there are none)."""
+    the rows read last in object mode or after an undo (``known_labels.refresh_after_undo``;
+    None when there are none), unless ``mesh`` (see ``read_segmentation``)."""
     if obj is None or obj.type != "MESH":
         return None
-    if obj.mode == "EDIT":
+    if obj.mode == "EDIT" and mesh is None:
         return _ROWS_READ.get(obj.session_uid)
-    result = read_segmentation(obj)
+    result = read_segmentation(obj, mesh)
     if result is None:
         _ROWS_READ.pop(obj.session_uid, None)
         return None
@@ -107,7 +111,7 @@ def result_rows(obj) -> list[PartRow] | None:
     counts = np.bincount(labels[labels >= 0], minlength=len(parts))[: len(parts)]
     sums = np.bincount(labels[labels >= 0], weights=confidence[labels >= 0],
                        minlength=len(parts))[: len(parts)]  # fmt: skip
-    material_index = _face_array(obj.data, "material_index", np.int32)
+    material_index = _face_array(mesh or obj.data, "material_index", np.int32)
     rows = []
     for i, name in enumerate(parts):
         material = None
@@ -120,6 +124,14 @@ def result_rows(obj) -> list[PartRow] | None:
         rows.append(PartRow(i, name, int(counts[i]), mean, material))
     _ROWS_READ[obj.session_uid] = rows
     return rows
+
+
+def edit_mesh_copy(obj) -> bpy.types.Mesh:
+    """A NEW mesh with what ``obj``'s edit mesh holds now (attributes too), to read with
+    foreach_get in edit mode; the caller removes it (``bpy.data.meshes.remove``)."""
+    copy = bpy.data.meshes.new("PartDistill edit mesh reading")
+    bmesh.from_edit_mesh(obj.data).to_mesh(copy)
+    return copy
 
 
 def part_face_mask(obj, part_index: int) -> np.ndarray:

@@ -336,3 +336,35 @@ def test_unusable_examples_are_skipped_with_a_warning(ui, capsys):
     assert "'Example' is marked Use as Example but has no segmentation" in out
     assert "'Table' is marked Use as Example but none of its parts (top, foot)" in out
     assert results.read_segmentation(target) is not None
+
+
+def test_after_an_undo_in_edit_mode_the_panel_counts_the_labels_the_mesh_holds_now():
+    """Undo (of a Refine, an Assign) changes the labels under an object in Edit Mode, where
+    the panel shows counts read earlier: the undo handler reads them again from the edit mesh."""
+    import bmesh
+    from partdistill.partdistill_blender import registration
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    obj = demo.build_demo_chair()
+    count = len(obj.data.polygons)
+    labels = np.zeros(count, np.int32)
+    writeback.write_segmentation(obj, ["back", "seat"], labels, np.ones(count, np.float32))
+    known_labels.write_corrections(obj, np.arange(count) < 3, "seat")
+    results.result_rows(obj)  # read in object mode: all back, 3 corrected
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    # What an undo step does: the edit mesh's layers change underneath the panel.
+    edit = bmesh.from_edit_mesh(obj.data)
+    part = edit.faces.layers.int[writeback.PART_ATTRIBUTE]
+    correction = edit.faces.layers.int[known_labels.CORRECTION_ATTRIBUTE]
+    for face in list(edit.faces)[:10]:  # a test's 10 faces, not a path that scales
+        face[part] = 1
+        face[correction] = 0
+    bmesh.update_edit_mesh(obj.data)
+    assert [r.face_count for r in results.result_rows(obj)] == [count, 0]  # stale until then
+    meshes = len(bpy.data.meshes)
+    registration._reread_after_undo()
+    assert [r.face_count for r in results.result_rows(obj)] == [count - 10, 10]
+    assert known_labels.corrected_face_count(obj) == 10
+    assert len(bpy.data.meshes) == meshes  # the reading's copy of the mesh is gone
+    bpy.ops.object.mode_set(mode="OBJECT")
