@@ -117,26 +117,34 @@ def _teacher_predictions(geometry, views, truth, category, profile_name, seed):
     return parts, FixedPredictions(profile.kind, teacher.predict(views))
 
 
-def correction_task(task: dict) -> dict:
-    """Zero-shot distill, then ROUNDS rounds of simulated corrections and Refine."""
+def _task_setup(task: dict):
+    """The task's object (ObjectInput), truth (P,), part names, teacher, config, areas (P,)."""
     from partdistill.backend.config import PartDistillConfig
     from partdistill.backend.contracts import ObjectInfo, ObjectInput
-    from partdistill.backend.metrics import mean_part_iou
-    from partdistill.backend.pipeline import segment_collection
-    from partdistill.backend.refine import polygon_edges
-    from partdistill.backend.relearn import refine_kept_run
-    from partdistill.backend.sampling import polygon_areas, polygon_centroids
+    from partdistill.backend.sampling import polygon_areas
 
     geometry, views, truth = load_cached(pathlib.Path(task["cache"]))
     parts, teacher = _teacher_predictions(
         geometry, views, truth, task["category"], task["profile"], task["seed"]
     )
     config = PartDistillConfig(teacher="simulated", seed=task["seed"], **task["overrides"])
-    areas = polygon_areas(geometry)
+    obj = ObjectInput(geometry, views, ObjectInfo(name=task["name"]))
+    return obj, truth, parts, teacher, config, polygon_areas(geometry)
+
+
+def correction_task(task: dict) -> dict:
+    """Zero-shot distill, then ROUNDS rounds of simulated corrections and Refine."""
+    from partdistill.backend.metrics import mean_part_iou
+    from partdistill.backend.pipeline import segment_collection
+    from partdistill.backend.refine import polygon_edges
+    from partdistill.backend.relearn import refine_kept_run
+    from partdistill.backend.sampling import polygon_centroids
+
+    obj, truth, parts, teacher, config, areas = _task_setup(task)
+    geometry = obj.geometry
     centroids, _, _ = polygon_centroids(geometry)
     first, second = polygon_edges(geometry)[:2]
     kept = []
-    obj = ObjectInput(geometry, views, ObjectInfo(name=task["name"]))
     (result,) = segment_collection([obj], teacher, parts, config, keep=kept)
     labels = result.face_labels
     row = {**task, "miou": [100 * mean_part_iou(labels, truth, areas, len(parts))]}
@@ -165,19 +173,11 @@ def correction_task(task: dict) -> dict:
 
 def few_shot_task(task: dict) -> dict:
     """One shape, zero-shot and with k labelled examples of its category."""
-    from partdistill.backend.config import PartDistillConfig
     from partdistill.backend.contracts import ObjectInfo, ObjectInput
     from partdistill.backend.metrics import mean_part_iou
     from partdistill.backend.pipeline import segment_collection
-    from partdistill.backend.sampling import polygon_areas
 
-    geometry, views, truth = load_cached(pathlib.Path(task["cache"]))
-    parts, teacher = _teacher_predictions(
-        geometry, views, truth, task["category"], task["profile"], task["seed"]
-    )
-    config = PartDistillConfig(teacher="simulated", seed=task["seed"], **task["overrides"])
-    areas = polygon_areas(geometry)
-    obj = ObjectInput(geometry, views, ObjectInfo(name=task["name"]))
+    obj, truth, parts, teacher, config, areas = _task_setup(task)
     row = dict(task)
     for k in (0, *task["ks"]):
         examples = []
