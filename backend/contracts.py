@@ -105,6 +105,16 @@ class KnowledgeUnits:
     def __len__(self) -> int:
         return int(self.mask.shape[0])
 
+    @classmethod
+    def empty(cls, num_points: int, num_parts: int) -> KnowledgeUnits:
+        """No units over ``num_points`` points."""
+        return cls(
+            probs=np.zeros((0, num_points, num_parts), np.float32),
+            mask=np.zeros((0, num_points), bool),
+            part=np.zeros(0, np.int64),
+            view=np.zeros(0, np.int64),
+        )
+
     @property
     def confidence(self) -> np.ndarray:
         """(D, N) float32 C^d_n = max_r Y^d_n(r), zero outside the mask."""

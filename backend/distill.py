@@ -200,8 +200,8 @@ class _Shape:
         self.set_scores(None)
         self.labelled = data.labelled
         if data.labelled is not None:
-            index = torch.from_numpy(data.labelled.polygons).to(device)
-            self.labelled_features = self.query_features[index]
+            self.labelled_index = torch.from_numpy(data.labelled.polygons).to(device)
+            self.labelled_features = self.query_features[self.labelled_index]
             self.labelled_labels = torch.from_numpy(data.labelled.labels).to(device)
             self.labelled_weights = torch.from_numpy(data.labelled.weights).to(device)
         self.neighbours = self.query_index = self.query_weight = None
@@ -276,7 +276,7 @@ def _rescore_units(student: Student, shapes: list[_Shape], scores_after: list, c
 
 def _labelled_logits(student: Student, shape: _Shape) -> torch.Tensor:
     """(S, R) at the shape's labelled polygons."""
-    index = torch.from_numpy(shape.labelled.polygons).to(shape.device)
+    index = shape.labelled_index
     near = None if shape.query_index is None else shape.query_index[index]
     weight = None if shape.query_weight is None else shape.query_weight[index]
     return student.query_logits(shape.labelled_features, shape.features, shape.neighbours,

@@ -164,7 +164,7 @@ def example_units(
             parts.append(part)
             views.append(first_view + e)
     if not parts:
-        return _no_units(len(points), num_parts)
+        return KnowledgeUnits.empty(len(points), num_parts)
     return KnowledgeUnits(
         probs=np.stack(probs),
         mask=np.stack(masks),
@@ -174,12 +174,6 @@ def example_units(
         polygon_index=np.concatenate(pair_polygon),
         polygon_confidence=np.concatenate(pair_confidence),
     )
-
-
-def _no_units(num_points: int, num_parts: int) -> KnowledgeUnits:
-    empty = np.zeros(0, np.int64)
-    return KnowledgeUnits(np.zeros((0, num_points, num_parts), np.float32),
-                          np.zeros((0, num_points), bool), empty, empty)  # fmt: skip
 
 
 def joined_units(first: KnowledgeUnits, second: KnowledgeUnits) -> KnowledgeUnits:

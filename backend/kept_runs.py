@@ -18,7 +18,6 @@ import numpy as np
 from .atomic_write import write_atomically
 from .contracts import KnowledgeUnits, MeshGeometry, StaleRun
 from .distill import StudentData
-from .supervision import LabelledSamples
 
 FORMAT = 2
 KEPT_JSON = "kept_run.json"
@@ -36,7 +35,6 @@ class KeptRun:
     geometry: MeshGeometry
     data: StudentData  # the units as the teacher gave them (no labels applied)
     student: dict  # the student's weights after the run (name -> CPU tensor)
-    spectral: bool  # whether the features hold the shape's own spectral embedding
     labels: np.ndarray  # (P,) int32 the run's labels: what a correction replaces
 
 
@@ -66,7 +64,6 @@ def save_kept_run(folder, kept: KeptRun) -> None:
         "name": kept.name,
         "parts": kept.parts,
         "num_polygons": int(kept.geometry.num_polygons),
-        "spectral": kept.spectral,
         "student": list(kept.student),
     }
 
@@ -109,8 +106,7 @@ def load_kept_run(folder, name: str = "") -> KeptRun:
         data = StudentData(units=units, **{n: z[f"data_{n}"] for n in _DATA_FIELDS})
         student = {n: torch.from_numpy(z[f"student_{n}"].copy()) for n in header["student"]}
         labels = z["labels"]
-    kept = KeptRun(header["name"], header["parts"], geometry, data, student, header["spectral"],
-                   labels)  # fmt: skip
+    kept = KeptRun(header["name"], header["parts"], geometry, data, student, labels)
     _in_memory[key] = (mtime, kept)
     return kept
 
@@ -130,8 +126,3 @@ def check_fits(kept: KeptRun, num_polygons: int, parts: list[str], name: str) ->
             f"({', '.join(kept.parts)} then, {', '.join(parts)} now): press Segment Parts "
             "for a full run with the new names"
         )
-
-
-def with_labels(data: StudentData, labelled: LabelledSamples | None, units) -> StudentData:
-    """A copy of ``data`` with other units and known labels (the kept data stays as it was)."""
-    return dataclasses.replace(data, units=units, labelled=labelled)

@@ -108,16 +108,6 @@ def segment_collection(
     return _segment_jointly(objects, teacher, parts, config, progress, examples, keep, lent)
 
 
-def unlabelled_units(num_points: int, num_parts: int) -> KnowledgeUnits:
-    """No knowledge units (an example: its labels teach the student, not a teacher)."""
-    return KnowledgeUnits(
-        probs=np.zeros((0, num_points, num_parts), np.float32),
-        mask=np.zeros((0, num_points), bool),
-        part=np.zeros(0, np.int64),
-        view=np.zeros(0, np.int64),
-    )
-
-
 def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng, shared: bool, lent=None):
     """(StudentData, extra) of one object: teacher, knowledge units, points and features.
 
@@ -153,7 +143,7 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng, shared: bo
             normals=normals,
         )
     else:
-        units = unlabelled_units(len(points), len(parts))
+        units = KnowledgeUnits.empty(len(points), len(parts))  # an example: labels teach
     if lent:
         units = joined_units(units, example_units(
             lent, units, points, centroids, len(parts), config.example_confidence,
@@ -182,13 +172,12 @@ def _prepare(obj: ObjectInput, teacher, parts, config, progress, rng, shared: bo
     return data, {"timings": timings, "predictions": predictions}
 
 
-def correction_segments(geometry: MeshGeometry, points: np.ndarray, config) -> np.ndarray:
+def correction_segments(geometry: MeshGeometry, data: StudentData, config) -> np.ndarray:
     """(P,) the surface segments a correction spreads within: the spectral clusters of the
     points (they end at joints) cut at creases, as the refinement's (refine.py)."""
     pieces = crease_pieces(geometry, config.refine_crease_deg)
-    centroids, _, _ = polygon_centroids(geometry)
-    clusters = polygon_clusters(points, centroids, config.refine_spectral_clusters, config.knn,
-                                config.spectral_dims)  # fmt: skip
+    clusters = polygon_clusters(data.points, data.query_points, config.refine_spectral_clusters,
+                                config.knn, config.spectral_dims)  # fmt: skip
     return split_by(clusters, pieces)
 
 
@@ -201,8 +190,7 @@ def supervised(data: StudentData, geometry: MeshGeometry, labels, config, seed: 
         return data
     learn = np.asarray(labels, np.int64)
     if previous is not None and config.spread_corrections:
-        learn = spread_corrections(learn, previous, correction_segments(geometry, data.points,
-                                                                        config))  # fmt: skip
+        learn = spread_corrections(learn, previous, correction_segments(geometry, data, config))
     units = data.units
     if len(units) and config.trim_contradicted_units:
         units = units_without_contradiction(units, learn, data.point_polygons)
@@ -263,13 +251,13 @@ def finish_labels(
     )
 
 
-def _keep(keep, obj: ObjectInput, data: StudentData, parts, state, shared: bool,
-          labels: np.ndarray) -> None:  # fmt: skip
+def _keep(keep, obj: ObjectInput, data: StudentData, parts, state, labels: np.ndarray) -> None:
+    """Append the object's KeptRun to ``keep`` (when it is a list). Refine starts from the
+    teacher's units: the labels are applied anew each time."""
     if keep is not None and state is not None:
         teacher_data = dataclasses.replace(data, labelled=None)
         keep.append(KeptRun(obj.info.name, list(parts), obj.geometry, teacher_data, state,
-                            labels=labels,
-                            spectral=not shared))  # fmt: skip
+                            labels))  # fmt: skip
 
 
 def _segment_each(objects, teacher, parts, config, progress, keep=None, lent=None):
@@ -291,11 +279,10 @@ def _segment_each(objects, teacher, parts, config, progress, keep=None, lent=Non
             query_probs = trained.query_probs[0]
             scores = (trained.scores_before[0], trained.scores_after[0])
             extra["info"] = trained.info
-            # Refine starts from the teacher's units (the labels are applied anew each time).
         results.append(finish_labels(obj.geometry, taught, parts, config, query_probs, scores,
                                      extra, obj.labels))  # fmt: skip
         if config.mode != "direct":
-            _keep(keep, obj, data, parts, trained.state, False, results[-1].face_labels)
+            _keep(keep, obj, data, parts, trained.state, results[-1].face_labels)
         progress("labels", 1.0)
     return results
 
@@ -326,6 +313,6 @@ def _segment_jointly(objects, teacher, parts, config, progress, examples=(), kee
         probs = trained.query_probs[i]
         results.append(finish_labels(obj.geometry, taught[i], parts, config, probs, scores,
                                      extra, obj.labels))  # fmt: skip
-        _keep(keep, obj, data, parts, trained.state, True, results[-1].face_labels)
+        _keep(keep, obj, data, parts, trained.state, results[-1].face_labels)
     progress("labels", 1.0)
     return results

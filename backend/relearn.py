@@ -2,8 +2,8 @@
 
 No view is rendered and no teacher runs: the kept run (``kept_runs.py``) has the points, their
 features, the teacher's knowledge units and the student's weights. The corrections join as
-known labels (``pipeline.supervised``): a cross-entropy the units cannot outvote, units that
-contradict them dropped, and the final labels keeping them. The student goes on from its kept
+known labels (``pipeline.supervised``): a cross-entropy the units cannot outvote, and the
+final labels keeping them. The student goes on from its kept
 weights for ``config.refine_epochs`` epochs (``distill.train_student``'s ``start_from``).
 Each Refine starts from the kept run, never from the last Refine: the same corrections give
 the same labels, whatever was refined before.

@@ -155,10 +155,10 @@ def _segment(request: RunRequest, progress) -> list[Segmentation]:
     from .pipeline import segment_collection
 
     teacher = SmallerBatches(cached_teacher(request))
-    kept = []
+    kept = [] if any(request.keep_dirs) else None  # nothing collected that no folder keeps
     results = segment_collection(request.objects, teacher, request.parts, request.config,
                                  progress, request.examples, kept)  # fmt: skip
-    for i, run in enumerate(kept):
+    for i, run in enumerate(kept or []):
         if request.keep_dir(i):
             save_kept_run(request.keep_dir(i), run)
     return results
