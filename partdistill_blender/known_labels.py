@@ -15,6 +15,7 @@ import bpy
 import numpy as np
 
 from ..backend.contracts import ObjectInfo, ObjectInput
+from ..backend.groundtruth import map_part_names
 from .geometry import baked_evaluated_mesh, mesh_geometry
 from .ground_truth import read_int_face_attribute
 from .results import edit_mesh_copy, has_segmentation, read_segmentation, result_rows
@@ -30,10 +31,10 @@ _COUNTS_READ: dict[int, int] = {}
 
 def relabel(labels: np.ndarray, names: list[str], parts: list[str]) -> np.ndarray:
     """(P,) indices into ``names`` -> indices into ``parts`` (matched by name, case-insensitive;
-    -1 where a name is not among ``parts``)."""
-    lookup = {p.lower(): i for i, p in enumerate(parts)}
-    table = np.array([lookup.get(n.lower(), -1) for n in names] + [-1], np.int32)
-    return table[np.where((labels >= 0) & (labels < len(names)), labels, len(names))]
+    -1 where a name is not among ``parts``, or the index is not one of ``names``)."""
+    known = np.where((labels >= 0) & (labels < len(names)), labels, -1)
+    lowered = [p.lower() for p in parts]  # part names are distinct case-insensitively
+    return map_part_names([n.lower() for n in names], known, lowered, {}).astype(np.int32)
 
 
 def correction_names(obj) -> list[str]:
