@@ -101,6 +101,9 @@ class KnowledgeUnits:
     polygon_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (Q,)
     # (D, N) float32 in [0, 1]: how squarely the unit's view sees each point, None = all 1.
     incidence: np.ndarray | None = None
+    # (D,) float32 in (0, 1]: trust in each unit before any scoring (rescore.prior_trust, the
+    # whole-view discount), None = all 1.
+    trust: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.mask.shape[0])

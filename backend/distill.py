@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 from .config import PartDistillConfig
 from .contracts import KnowledgeUnits, ProgressFn
 from .labels import group_by_key
-from .rescore import consensus_scores, unit_trust
+from .rescore import consensus_scores
 from .student import Student, knn_indices
 from .supervision import LabelledSamples, labelled_loss
 from .view_reliability import view_reliability_posterior
@@ -191,7 +191,7 @@ class _Shape:
             self.consensus = consensus_scores(
                 data.units, num_parts, config.consensus_rounds, config.consensus_prior
             )
-        self.unit_weights = unit_trust(data.units, config)  # (D,) or None
+        self.unit_weights = data.units.trust  # (D,) or None
         if config.consensus_forward:
             trust = 1.0 if self.unit_weights is None else self.unit_weights
             self.unit_weights = self.consensus * trust

@@ -186,9 +186,14 @@ def joined_units(first: KnowledgeUnits, second: KnowledgeUnits) -> KnowledgeUnit
         return units.incidence if units.incidence is not None else np.ones(units.mask.shape,
                                                                           np.float32)  # fmt: skip
 
-    both_incidence = None
+    def trust(units):
+        return units.trust if units.trust is not None else np.ones(len(units), np.float32)
+
+    both_incidence = both_trust = None
     if first.incidence is not None or second.incidence is not None:
         both_incidence = np.concatenate([incidence(first), incidence(second)])
+    if first.trust is not None or second.trust is not None:
+        both_trust = np.concatenate([trust(first), trust(second)])
     return KnowledgeUnits(
         probs=np.concatenate([first.probs, second.probs]),
         mask=np.concatenate([first.mask, second.mask]),
@@ -198,4 +203,5 @@ def joined_units(first: KnowledgeUnits, second: KnowledgeUnits) -> KnowledgeUnit
         polygon_index=np.concatenate([first.polygon_index, second.polygon_index]),
         polygon_confidence=np.concatenate([first.polygon_confidence, second.polygon_confidence]),
         incidence=both_incidence,
+        trust=both_trust,
     )

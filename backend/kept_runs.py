@@ -23,7 +23,7 @@ FORMAT = 2
 KEPT_JSON = "kept_run.json"
 KEPT_NPZ = "kept_run.npz"
 _UNIT_FIELDS = ("probs", "mask", "part", "view", "polygon_unit", "polygon_index",
-                "polygon_confidence", "incidence")  # fmt: skip
+                "polygon_confidence", "incidence", "trust")  # fmt: skip
 _DATA_FIELDS = ("points", "normals", "query_points", "query_normals", "query_present",
                 "point_features", "query_features", "point_polygons")  # fmt: skip
 

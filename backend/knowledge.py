@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from .config import PartDistillConfig
 from .contracts import KnowledgeUnits, View
+from .rescore import prior_trust
 
 
 def project_points(points: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,14 +222,9 @@ def extract_knowledge_units(
             incidence.extend([view_weight] * len(got))
 
     if not units:
-        return KnowledgeUnits(
-            probs=np.zeros((0, n, num_parts), np.float32),
-            mask=np.zeros((0, n), bool),
-            part=np.zeros(0, np.int64),
-            view=np.zeros(0, np.int64),
-        )
+        return KnowledgeUnits.empty(n, num_parts)
     mask = np.stack([u[1] for u in units])
-    return KnowledgeUnits(
+    extracted = KnowledgeUnits(
         probs=np.stack([u[0] for u in units]),
         mask=mask,
         part=np.array([u[2] for u in units], np.int64),
@@ -238,3 +234,5 @@ def extract_knowledge_units(
         polygon_confidence=np.concatenate(pairs[2]),
         incidence=np.stack(incidence) * mask if weigh else None,
     )
+    extracted.trust = prior_trust(extracted, kind, config)
+    return extracted

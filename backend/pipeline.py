@@ -38,7 +38,6 @@ from .labels import (
     voted_polygons,
 )
 from .refine import crease_pieces, refine_probabilities, split_by
-from .rescore import unit_trust
 from .sampling import polygon_areas, polygon_centroids, sample_surface_points
 from .spectral_segments import polygon_clusters
 from .supervision import (
@@ -217,7 +216,7 @@ def finish_labels(
                 data.units,
                 config.vote_prior_mass,
                 config.one_vote_per_view,
-                unit_trust(data.units, config),
+                data.units.trust,
             )
         if known:  # the refinement spreads what the user said, not what it replaced
             query_probs = clamp_to_labels(query_probs, labels)

@@ -59,7 +59,9 @@ def consensus_scores(
     return scores
 
 
-def whole_view_weights(units: KnowledgeUnits, start: float, floor: float) -> np.ndarray:
+def whole_view_weights(
+    units: KnowledgeUnits, start: float, floor: float, gap: float = 0.0
+) -> np.ndarray:
     """(D,) float32 in [floor, 1]: less trust in a unit the more of its view's points it takes.
 
     A 2D teacher that fails on a view tends to give the whole object one label (the prompt
@@ -67,6 +69,10 @@ def whole_view_weights(units: KnowledgeUnits, start: float, floor: float) -> np.
     unit covers most of what its view sees. An object of several parts rarely shows only one,
     so a unit's weight falls linearly from 1 at ``start`` of its view's covered points to
     ``floor`` at all of them.
+
+    With ``gap`` > 0 only a unit that takes at least ``gap`` more of its view than its part's
+    units do in the median view is trusted less: a part that fills every view (a cup's body,
+    whose box holds the handle too) is what the object mostly is, not a failed view.
     """
     if not len(units):
         return np.ones(0, np.float32)
@@ -76,11 +82,22 @@ def whole_view_weights(units: KnowledgeUnits, start: float, floor: float) -> np.
     np.logical_or.at(seen, units.view, units.mask)
     share = size / np.maximum(seen.sum(axis=1)[units.view], 1)
     excess = np.clip((share - start) / max(1.0 - start, 1e-6), 0.0, 1.0)
+    if gap > 0:
+        typical = np.zeros(int(units.part.max()) + 1)
+        for r in np.unique(units.part):  # parts, not points: a short loop
+            typical[r] = np.median(share[units.part == r])
+        excess = np.where(share - typical[units.part] >= gap, excess, 0.0)
     return (1.0 - (1.0 - floor) * excess).astype(np.float32)
 
 
-def unit_trust(units: KnowledgeUnits, config) -> np.ndarray | None:
-    """(D,) weights of the units before any scoring (config.whole_view_*), None when all 1."""
-    if config.whole_view_start >= 1.0:
+def prior_trust(units: KnowledgeUnits, kind: str, config) -> np.ndarray | None:
+    """(D,) weights of a teacher's units before any scoring, None when all 1: the whole-view
+    discount of the teacher ``kind`` (config.whole_view_* for pixels, box_whole_view_*)."""
+    if kind == "box":
+        start, floor = config.box_whole_view_start, config.box_whole_view_floor
+        gap = config.box_whole_view_gap
+    else:
+        start, floor, gap = config.whole_view_start, config.whole_view_floor, 0.0
+    if start >= 1.0 or not len(units):
         return None
-    return whole_view_weights(units, config.whole_view_start, config.whole_view_floor)
+    return whole_view_weights(units, start, floor, gap)

@@ -124,6 +124,7 @@ def units_without_contradiction(units: KnowledgeUnits, labels: np.ndarray,
         polygon_index=units.polygon_index[keep],
         polygon_confidence=units.polygon_confidence[keep],
         incidence=units.incidence,
+        trust=units.trust,
     )
 
 

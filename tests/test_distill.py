@@ -14,7 +14,7 @@ from partdistill.backend.distill import (
     unit_targets,
 )
 from partdistill.backend.pipeline import segment
-from partdistill.backend.rescore import whole_view_weights
+from partdistill.backend.rescore import prior_trust, whole_view_weights
 from synthetic import grid_planes, polygon_centres_x, top_view
 
 
@@ -224,3 +224,54 @@ def test_views_that_say_one_part_everywhere_are_read_through_their_confusions():
     # The polygons' own summed votes still enter in vote fusion and take the faces along the
     # boundary, where the student is least sure (0.92 measured).
     assert (read.face_labels == truth).mean() > 0.9
+
+
+def test_a_box_over_its_whole_view_is_trusted_less_unless_its_part_fills_every_view():
+    # Views 0-2: part 1 boxes of a quarter of the view; view 3: a part 1 box over all of it.
+    # Part 0 fills every view (a cup's body).
+    mask = np.zeros((8, 8), bool)
+    mask[0, :2], mask[1, 2:4], mask[2, 4:6], mask[3, :] = True, True, True, True
+    mask[4:, :] = True
+    units = KnowledgeUnits(probs=np.ones((8, 8, 2), np.float32), mask=mask,
+                           part=np.array([1, 1, 1, 1, 0, 0, 0, 0]),
+                           view=np.array([0, 1, 2, 3, 0, 1, 2, 3]))  # fmt: skip
+    config = PartDistillConfig()
+    trust = prior_trust(units, "box", config)
+    # Only the whole-view box of part 1 (share 1, its part's median 0.25): the floor.
+    np.testing.assert_allclose(trust, [1, 1, 1, config.box_whole_view_floor, 1, 1, 1, 1])
+    # Pixel units keep their full say by default (whole_view_start 1: off).
+    assert prior_trust(units, "pixel", config) is None
+
+
+class _BoxesAroundEverything(_PlantedTeacher):
+    """Six top views of the plane of halves a (x < 0.5) and b, as boxes. Views 0-3 return one
+    sure "b" box around the whole plane; views 4 and 5 one "a" box over the left half and two
+    "b" boxes over the right half's quarters, less sure. Summed, "b" wins half a (4 x 0.95
+    against 2 x 0.7)."""
+
+    kind = "box"
+
+    def predict(self, views):
+        out = []
+        for i, view in enumerate(views):
+            h, w = view.face_ids.shape
+            if i < 4:
+                out.append([((0, 0, w, h), np.array([0.05, 0.95], np.float32))])
+            else:
+                a, b = np.array([0.7, 0.3], np.float32), np.array([0.3, 0.7], np.float32)
+                out.append([((0, 0, w / 2, h), a), ((w / 2, 0, w, h / 2), b),
+                            ((w / 2, h / 2, w, h), b)])  # fmt: skip
+        return out
+
+
+def test_boxes_around_the_whole_object_in_half_the_views_do_not_paint_it():
+    geometry, views, truth, config = _four_top_views_of_a_plane()
+    views = views + views[:2]
+    plain = segment(geometry, views, _BoxesAroundEverything(), ["a", "b"],
+                    config.replace(box_whole_view_start=1.0))  # fmt: skip
+    trusted = segment(geometry, views, _BoxesAroundEverything(), ["a", "b"], config)
+    # Baseline, every box with its full say: half a is painted "b" (0.5 of the faces right).
+    assert (plain.face_labels == truth).mean() < 0.75
+    # The whole-view boxes of "b" (its boxes' median share is 0.625) fall to the floor: the
+    # two right views win half a (0.94 measured; the boundary faces are the rest).
+    assert (trusted.face_labels == truth).mean() > 0.9
