@@ -20,8 +20,8 @@ from .error_messages import error_message
 from .job_registry import running_job
 from .kept_run_folders import kept_run_dir, stale_reason
 from .known_labels import corrected_face_count, read_corrections, write_corrections
-from .operators import report_error
 from .properties import config_from_settings
+from .report_log import report_error
 from .results import has_segmentation, read_run, read_segmentation, result_rows
 from .writeback import write_segmentation
 

@@ -1,24 +1,21 @@
-"""Operators of the panel: Segment Parts (modal, with a synchronous path), Cancel, Clear, and
-looking at a result: select, hide or isolate a part, low-confidence faces, the evidence."""
+"""Segment Parts (modal, with a synchronous path) and Cancel. The operators that look at a
+result once it is written are in result_operators.py."""
 
 from __future__ import annotations
 
 import bpy
-import numpy as np
-from bpy.props import BoolProperty, IntProperty
 
 from ..backend.contracts import TeacherUnavailable
 from ..backend.run_stages import STAGE_NAMES
-from . import evidence, results
 from .addon import get_preferences
 from .error_messages import error_message
 from .input_checks import check_objects, check_part_names
 from .job_registry import forget_running_job, running_job, set_running_job
 from .kept_run_folders import give_own_ids, kept_run_dir
-from .known_labels import clear_corrections, read_corrections, scene_examples
+from .known_labels import read_corrections, scene_examples
 from .model_manager import missing_model_reason
 from .properties import config_from_settings, part_names
-from .report_log import reports_to
+from .report_log import report_error, reports_to
 from .staged_run import StagedRun
 
 TIMER_SECONDS = 0.05
@@ -42,14 +39,6 @@ def _tag_redraw(context) -> None:
     for area in screen.areas if screen else ():
         if area.type == "VIEW_3D":
             area.tag_redraw()
-
-
-def report_error(operator, message: str) -> None:
-    """An error through the product's logger: a Blender error report of ``operator`` and a
-    terminal line (a report's popup is cut at the window's width and gone with the next one;
-    a terminal, or a bug report, keeps it whole)."""
-    with reports_to(operator) as logger:
-        logger.error(message)
 
 
 def check_teacher_before_rendering(config) -> None:
@@ -210,198 +199,7 @@ class PARTDISTILL_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class _ResultOperator(bpy.types.Operator):
-    """Base: acts on the active object's segmentation."""
-
-    @classmethod
-    def poll(cls, context):
-        obj = context.active_object
-        return obj is not None and obj.type == "MESH" and running_job() is None
-
-    def _run(self, context, action) -> set[str]:
-        obj = context.active_object
-        self.was_editing = obj.mode == "EDIT"
-        # Face attributes are readable only in object mode (in edit mode they live in the
-        # BMesh); leaving edit mode also brings the user's edits into the mesh.
-        _object_mode(obj)
-        try:
-            action(obj)
-        except ValueError as exc:
-            report_error(self, error_message(exc))
-            return {"CANCELLED"}
-        return {"FINISHED"}
-
-
-def _edit_faces(obj) -> None:
-    """Enter edit mode in face select mode, where selections and hidden faces are seen."""
-    bpy.context.scene.tool_settings.mesh_select_mode = (False, False, True)
-    if obj.mode != "EDIT":
-        bpy.ops.object.mode_set(mode="EDIT")
-
-
-def _object_mode(obj) -> None:
-    if obj.mode != "OBJECT":
-        bpy.ops.object.mode_set(mode="OBJECT")  # brings edit-mode changes into the mesh
-
-
-class PARTDISTILL_OT_clear_segmentation(_ResultOperator):
-    """Remove the part groups, slots and attributes and restore the previous materials (and
-    the corrections, unless Keep Corrections is on)"""
-
-    bl_idname = "partdistill.clear_segmentation"
-    bl_label = "Clear Segmentation"
-    bl_options = {"REGISTER", "UNDO"}
-
-    keep_corrections: BoolProperty(
-        name="Keep Corrections",
-        description="Keep the faces assigned to parts, for the next Segment Parts to learn",
-        default=False,
-    )
-
-    def execute(self, context):
-        from .writeback import clear_segmentation
-
-        obj = context.active_object
-        _object_mode(obj)
-        cleared = clear_segmentation(obj)
-        corrections_cleared = not self.keep_corrections and clear_corrections(obj)
-        if not cleared and not corrections_cleared:
-            self.report({"INFO"}, f"{obj.name} has no segmentation to clear")
-            return {"CANCELLED"}
-        return {"FINISHED"}
-
-
-class PARTDISTILL_OT_select_part(_ResultOperator):
-    """Select this part's faces in edit mode"""
-
-    bl_idname = "partdistill.select_part"
-    bl_label = "Select Part"
-    bl_options = {"REGISTER", "UNDO"}
-
-    index: IntProperty(name="Part", min=0)
-
-    def execute(self, context):
-        def action(obj):
-            mask = results.part_face_mask(obj, self.index)
-            results.select_faces(obj.data, mask)
-            _edit_faces(obj)
-
-        return self._run(context, action)
-
-
-def _hidden_faces(mesh) -> np.ndarray:
-    hidden = np.empty(len(mesh.polygons), bool)
-    mesh.polygons.foreach_get("hide", hidden)
-    return hidden
-
-
-class PARTDISTILL_OT_hide_part(_ResultOperator):
-    """Hide this part's faces in edit mode"""
-
-    bl_idname = "partdistill.hide_part"
-    bl_label = "Hide Part"
-    bl_options = {"REGISTER", "UNDO"}
-
-    index: IntProperty(name="Part", min=0)
-
-    def execute(self, context):
-        def action(obj):
-            mask = results.part_face_mask(obj, self.index)
-            results.hide_faces(obj.data, _hidden_faces(obj.data) | mask)
-            _edit_faces(obj)
-
-        return self._run(context, action)
-
-
-class PARTDISTILL_OT_isolate_part(_ResultOperator):
-    """Show only this part's faces in edit mode"""
-
-    bl_idname = "partdistill.isolate_part"
-    bl_label = "Isolate Part"
-    bl_options = {"REGISTER", "UNDO"}
-
-    index: IntProperty(name="Part", min=0)
-
-    def execute(self, context):
-        def action(obj):
-            mask = results.part_face_mask(obj, self.index)
-            results.hide_faces(obj.data, ~mask)
-            _edit_faces(obj)
-
-        return self._run(context, action)
-
-
-class PARTDISTILL_OT_show_all_parts(_ResultOperator):
-    """Show every face again"""
-
-    bl_idname = "partdistill.show_all_parts"
-    bl_label = "Show All"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context):
-        def action(obj):
-            results.reveal_all(obj.data)
-            if self.was_editing:
-                _edit_faces(obj)
-
-        return self._run(context, action)
-
-
-class PARTDISTILL_OT_select_low_confidence(_ResultOperator):
-    """Select the faces whose confidence is below the Low Confidence setting"""
-
-    bl_idname = "partdistill.select_low_confidence"
-    bl_label = "Select Low Confidence"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context):
-        threshold = context.scene.partdistill.low_confidence
-
-        def action(obj):
-            mask = results.low_confidence_mask(obj, threshold)
-            results.select_faces(obj.data, mask)
-            _edit_faces(obj)
-            self.report({"INFO"}, f"{int(mask.sum())} faces below {threshold:.2f} confidence")
-
-        return self._run(context, action)
-
-
-class PARTDISTILL_OT_show_evidence(_ResultOperator):
-    """Load the last run's views and the teacher's predictions as images and show one in an
-    Image Editor"""
-
-    bl_idname = "partdistill.show_evidence"
-    bl_label = "Show Evidence"
-
-    view: IntProperty(name="View", min=0)
-    show_teacher: BoolProperty(name="Teacher", default=True)
-
-    def execute(self, context):
-        obj = context.active_object
-        try:
-            pairs = evidence.load_evidence(obj.name)
-        except ValueError as exc:
-            report_error(self, error_message(exc))
-            return {"CANCELLED"}
-        index = min(self.view, len(pairs) - 1)
-        view_image, teacher_image = pairs[index]
-        shown = teacher_image if self.show_teacher and teacher_image else view_image
-        if evidence.show_in_image_editor(context, shown):
-            self.report({"INFO"}, f"Showing {shown.name}")
-        else:
-            self.report({"INFO"}, f"Loaded {2 * len(pairs)} images ({shown.name}, …): open an "
-                        "Image Editor to look at them")  # fmt: skip
-        return {"FINISHED"}
-
-
 CLASSES = (
     PARTDISTILL_OT_segment_parts,
     PARTDISTILL_OT_cancel,
-    PARTDISTILL_OT_clear_segmentation,
-    PARTDISTILL_OT_select_part,
-    PARTDISTILL_OT_hide_part,
-    PARTDISTILL_OT_isolate_part,
-    PARTDISTILL_OT_show_all_parts,
-    PARTDISTILL_OT_select_low_confidence,
-    PARTDISTILL_OT_show_evidence,
 )

@@ -16,6 +16,7 @@ from . import (
     preferences,
     presets,
     properties,
+    result_operators,
 )
 
 # Property groups first (others point at them), panels last (they draw the operators).
@@ -26,6 +27,7 @@ CLASSES = (
     *presets.CLASSES,
     *model_manager.CLASSES,
     *operators.CLASSES,
+    *result_operators.CLASSES,
     *correction_ops.CLASSES,
     *panels.CLASSES,
 )

@@ -44,3 +44,11 @@ def reports_to(operator):
         yield logger
     finally:
         logger.removeHandler(handler)
+
+
+def report_error(operator, message: str) -> None:
+    """An error through the product's logger: a Blender error report of ``operator`` and a
+    terminal line (a report's popup is cut at the window's width and gone with the next one;
+    a terminal, or a bug report, keeps it whole)."""
+    with reports_to(operator) as logger:
+        logger.error(message)
