@@ -39,8 +39,8 @@ PROFILED = (
     ("partdistill_blender.ground_truth", "simulated_teacher_truth"),
     ("partdistill_blender.input_checks", "check_objects"),
     ("partdistill_blender.writeback", "write_segmentation"),
-    ("partdistill_blender.batch", "save_blend"),
-    ("partdistill_blender.batch", "_write_joint_outputs"),
+    ("partdistill_blender.batch_local", "save_blend"),
+    ("partdistill_blender.batch", "write_joint_outputs"),  # wrapped where batch calls it
     ("partdistill_blender.staged_run", "StagedRun.write_results"),
     ("backend.knowledge", "extract_knowledge_units"),
     ("backend.sampling", "sample_surface_points"),
@@ -215,7 +215,7 @@ def main() -> None:
     load_repo.load()
     import bpy
     from partdistill.backend import manifest
-    from partdistill.partdistill_blender import batch
+    from partdistill.partdistill_blender import batch, batch_local
     from partdistill.partdistill_blender.demo import DEMO_CHAIR_PARTS
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -227,7 +227,7 @@ def main() -> None:
     table: dict = {}
     profile(table)
     compute_timings: dict = {}
-    original = batch.Run.compute_and_write
+    original = batch_local.Run.compute_and_write
 
     def keep_timings(self, staged, label):
         scores = original(self, staged, label)
@@ -235,7 +235,7 @@ def main() -> None:
             compute_timings.update(result.timings)
         return scores
 
-    batch.Run.compute_and_write = keep_timings
+    batch_local.Run.compute_and_write = keep_timings
     with tempfile.TemporaryDirectory(prefix="bench-million-") as folder:
         folder = pathlib.Path(folder)
         clock = time.perf_counter()

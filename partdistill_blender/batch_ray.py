@@ -3,9 +3,10 @@
 Design. Blender's ``bpy`` module is one instance per process, so the unit of work is not a
 free Ray task but a **Ray actor**: a worker process that imports bpy, loads the teacher once
 (in its constructor) and then segments the inputs it is handed one after another, with the
-batch's own per-input code (``batch._segment`` on one input). This is ``--jobs`` with Ray
-placing the processes: ``--jobs N`` actors (default: one per CPU of the cluster), each asking
-for one CPU, and one GPU too with ``--device cuda``, so Ray puts one actor per GPU.
+batch's own in-process executor (``batch_local.segment_inputs`` on one input). This is
+``--jobs`` with Ray placing the processes: ``--jobs N`` actors (default: one per CPU of the
+cluster), each asking for one CPU, and one GPU too with ``--device cuda``, so Ray puts one
+actor per GPU.
 
 This process, the driver, hands each actor one input at a time (a slow input holds up no queue
 behind it), appends each returned record to the run's manifest (it is the manifest's only
@@ -71,20 +72,21 @@ def _worker_class(ray, resources: dict):
             import load_repo
 
             load_repo.load()
-            # The worker process runs the batch as a --jobs process runs batch.py: by name, at
-            # run time, not as an import of this module (batch imports this one).
-            batch = importlib.import_module("partdistill.partdistill_blender.batch")
+            # Imported by name once the repository is loaded as the package (a fresh process):
+            # the in-process executor that a plain batch run and each --jobs process use.
+            flags_module = importlib.import_module("partdistill.partdistill_blender.batch_flags")
+            local = importlib.import_module("partdistill.partdistill_blender.batch_local")
             console = importlib.import_module("partdistill.partdistill_blender.batch_console")
             file_sink = importlib.import_module("partdistill.backend.log").file_sink
 
-            self.batch = batch
-            args = batch.parse_args([*flags, "--quiet"])
+            self.local = local
+            args = flags_module.parse_args([*flags, "--quiet"])
             # Files, one at a time; the driver writes the manifest, the worker only its log.
             args.files, args.manifest, args.log_file, args.jobs = True, None, log_file, 1
             self.args = args
             self.exit = contextlib.ExitStack()
             self.exit.enter_context(file_sink(log_file))
-            self.run = batch.Run(args)
+            self.run = local.Run(args)
             self.run.progress = console.Progress(0, "none")
             self.run.interrupts = console.Interrupts()  # never set: the driver ends workers instead
             self.run.load_teacher()
@@ -99,7 +101,7 @@ def _worker_class(ray, resources: dict):
             import os
 
             before = len(self.run.records)
-            self.batch._segment(self.run, self.batch._loaders(self.args, [path]))
+            self.local.segment_inputs(self.run, self.local.input_loaders(self.args, [path]))
             return self.run.records[before:], os.getpid()
 
     options = {"max_restarts": MAX_RESTARTS, "max_task_retries": TASK_RETRIES, **resources}

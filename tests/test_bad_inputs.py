@@ -577,7 +577,9 @@ def test_a_full_disk_leaves_earlier_outputs_whole_and_says_so(scene, capsys, tmp
     # disk is "full"; the atomic write must leave the earlier file and no partial one.
     import errno
 
-    real = batch.write_atomically
+    from partdistill.partdistill_blender import batch_local
+
+    real = batch_local.write_atomically
 
     def full_disk(path, write):
         def partly(temporary):
@@ -586,7 +588,7 @@ def test_a_full_disk_leaves_earlier_outputs_whole_and_says_so(scene, capsys, tmp
 
         real(path, partly)
 
-    monkeypatch.setattr(batch, "write_atomically", full_disk)
+    monkeypatch.setattr(batch_local, "write_atomically", full_disk)
     cube()
     out = earlier_outputs(tmp_path / "out")
     files = file_digests(out)
@@ -661,7 +663,7 @@ def test_blender_saying_the_disk_is_full_stops_the_batch_in_words(scene, capsys,
     # Blender's writers say a full disk only in their message (measured on a full tmpfs:
     # libraries.write raises OSError("Error: No space left on device\n") without an errno,
     # save_as_mainfile a RuntimeError with that text). Each later file would fail alike.
-    from partdistill.partdistill_blender import batch_outputs
+    from partdistill.partdistill_blender import batch_local, batch_outputs
 
     def blender_on_a_full_disk(path, objects=None):
         def write(temporary):
@@ -670,7 +672,7 @@ def test_blender_saying_the_disk_is_full_stops_the_batch_in_words(scene, capsys,
 
         batch_outputs._write_blend(path, write)
 
-    monkeypatch.setattr(batch, "save_blend", blender_on_a_full_disk)
+    monkeypatch.setattr(batch_local, "save_blend", blender_on_a_full_disk)
     folder = tmp_path / "out"
     status, text, records = _blend_per_object_on(capsys, tmp_path, folder)
     _stopped_at_the_first_file(status, text, records, folder, tmp_path)
