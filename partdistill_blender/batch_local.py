@@ -195,11 +195,6 @@ class Run:
         return mean_part_iou(predicted, truth, areas, len(self.parts))
 
 
-def _reason(exc: Exception) -> str:
-    """An exception in words; never empty, since an empty error would read as success."""
-    return describe_error(exc)
-
-
 def _naming(label: str, error: str) -> str:
     """The error, naming its input once (importers' messages start with the file already)."""
     return error if error.startswith(label) else f"{label}: {error}"
@@ -225,7 +220,7 @@ def segment_inputs(run: Run, loaders) -> None:
             run.interrupts.check()  # a Ctrl+C during the last view is not a failed input
             seconds["render"] = time.perf_counter() - clock
         except Exception as exc:  # a bad file is reported and skipped; the rest go on
-            run.record(label, objects, _reason(exc), cause=exc)
+            run.record(label, objects, describe_error(exc), cause=exc)
             continue
         if args.collection:
             pending.append((label, staged, seconds))
@@ -242,7 +237,7 @@ def segment_inputs(run: Run, loaders) -> None:
             seconds["write"] = time.perf_counter() - clock
             run.record(label, objects, stages=seconds, scores=list(scores.values()))
         except Exception as exc:
-            run.record(label, objects, _reason(exc), seconds, cause=exc)
+            run.record(label, objects, describe_error(exc), seconds, cause=exc)
         if args.files and not (args.output and not per_object_blend):
             remove_objects(objects)  # thousands of files: keep memory flat
 
@@ -262,7 +257,7 @@ def segment_inputs(run: Run, loaders) -> None:
                            scores=mine)  # fmt: skip
         except Exception as exc:
             for label, part, seconds in pending:
-                run.record(label, part.objects, f"collection: {_reason(exc)}", seconds)
+                run.record(label, part.objects, f"collection: {describe_error(exc)}", seconds)
 
 
 def write_joint_outputs(run: Run) -> None:
