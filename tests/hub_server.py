@@ -49,6 +49,8 @@ class HubServer:
         self.held = threading.Event()  # set when a body is being held
         self.drop_after: int | None = None  # cut the connection once after this many bytes
         self.body_bytes = 0  # file bytes sent, all requests
+        self._bodies = 0  # file bodies being sent now
+        self._quiet = threading.Condition()  # notified when a body ends
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -81,6 +83,12 @@ class HubServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def wait_until_quiet(self, timeout: float = 30) -> bool:
+        """True once no file body is being sent. A cancelled download's body goes on after the
+        release until the server meets the closed socket, and counts into ``body_bytes``."""
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._bodies == 0, timeout)
 
     def file_requests(self, name: str, method: str = "GET") -> list[str]:
         """The requests for one file, e.g. "GET /org/m/resolve/main/model.safetensors bytes=N-"."""
@@ -160,6 +168,8 @@ class HubServer:
         handler.end_headers()
         if not body:
             return
+        with self._quiet:
+            self._bodies += 1
         sent = start
         try:
             while sent < len(data):
@@ -183,6 +193,10 @@ class HubServer:
                     time.sleep(len(chunk) / self.bytes_per_s)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client hung up (a cancel)
+        finally:
+            with self._quiet:
+                self._bodies -= 1
+                self._quiet.notify_all()
 
 
 def main(argv: list[str] | None = None) -> None:

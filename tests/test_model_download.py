@@ -98,6 +98,7 @@ def test_cancel_half_way_leaves_no_model_and_the_next_download_resumes(hub, clip
     assert 0 < kept <= weights // 2
 
     hub.hold_after = None
+    assert hub.wait_until_quiet(), "the cancelled body never ended"
     sent_before = hub.body_bytes
     reports = []
     download_model(REPO, cache, progress=reports.append)

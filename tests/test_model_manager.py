@@ -134,6 +134,7 @@ def test_cancel_keeps_the_bytes_and_the_next_download_resumes(ui, prefs, hub, cl
     assert "Download cancelled: what was fetched is kept for a resume" in labels
 
     hub.hold_after = None
+    assert hub.wait_until_quiet(), "the cancelled body never ended"
     sent_before = hub.body_bytes
     bpy.ops.partdistill.model_download(repo_id=REPO)
     job = model_downloads.job_for(REPO)
