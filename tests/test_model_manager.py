@@ -15,6 +15,7 @@ import bpy
 import pytest
 from checked_layout import CheckedLayout, draw
 from hub_server import TINY_CLIP_REPO
+from partdistill.backend.teachers.hub_download import CHUNK_BYTES
 from partdistill.backend.teachers.model_store import installed_model, partial_bytes
 from partdistill.partdistill_blender import (
     addon,
@@ -119,8 +120,11 @@ def test_cancel_keeps_the_bytes_and_the_next_download_resumes(ui, prefs, hub, cl
     bpy.ops.partdistill.model_download(repo_id=REPO)
     job = model_downloads.job_for(REPO)
     assert hub.held.wait(30), "the download never reached half-way"
-    # The server's half may still sit in the socket's buffers: wait until the client read some.
-    _wait(lambda: job.progress is not None and job.progress.done_bytes > 0)
+    # The server's half may still sit in the socket's buffers. Once the client has read every
+    # whole chunk of it, it waits on the socket and cannot see the cancel (and end, leaving no
+    # "Cancelling…" to draw) before the release.
+    _wait(lambda: job.progress is not None and job.progress.done_bytes > 0
+          and hub.body_bytes - job.progress.done_bytes < CHUNK_BYTES)  # fmt: skip
     assert bpy.ops.partdistill.model_cancel(repo_id=REPO) == {"FINISHED"}
     assert ("progress", "Cancelling…") in _main_panel().drawn
     hub.release.set()  # the next chunk arrives, and the download sees the cancel
