@@ -139,7 +139,8 @@ def test_a_batch_with_a_corrupt_file_then_resumed(tmp_path):
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_leaves_whole_lines_and_says_how_to_go_on(tmp_path, jobs):
-    inputs = [_cube(tmp_path / "data" / f"shape_{i}.off") for i in range(6)]
+    # 6 inputs a job: with 3 a job, both jobs had ended their shares before the Ctrl+C landed.
+    inputs = [_cube(tmp_path / "data" / f"shape_{i}.off") for i in range(12)]
     path = tmp_path / "manifest.jsonl"
     command = [sys.executable, BATCH, "--input", str(tmp_path / "data"), *SMALL_RUN,
                "--mode", "forward", "--epochs", "3", "--manifest", str(path),
